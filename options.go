@@ -1,0 +1,165 @@
+package push
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Options configure a Hub. The zero value is a working configuration: every
+// field documents what its zero value means.
+type Options struct {
+	// Store keeps channels and messages. Nil: a new MemoryStore that the Hub
+	// owns and closes on Shutdown. A Store passed in is not closed by the Hub.
+	Store Store
+
+	// MessageBufferLength is the most messages kept per channel (B1).
+	// 0 means 10; a negative value keeps none (messages reach only the
+	// subscribers connected at the time).
+	MessageBufferLength int
+
+	// MessageTTL is how long a message stays available (B2). 0 means one
+	// hour; a negative value means forever.
+	MessageTTL time.Duration
+
+	// ChannelTimeout is how long a channel with no subscribers and no
+	// messages is kept before it is forgotten and its memory returned (B3).
+	// 0 means five minutes; a negative value means forever.
+	ChannelTimeout time.Duration
+
+	// SubscriberTimeout is how long a long-poll request is held waiting for
+	// a message before it is answered with TimeoutStatus (S3). 0 means
+	// forever.
+	SubscriberTimeout time.Duration
+
+	// TimeoutStatus is the status of a timed-out long-poll: 0 means 304 Not
+	// Modified (NHPM); http.StatusRequestTimeout (408) is Nchan's choice.
+	TimeoutStatus int
+
+	// IntervalPoll answers a long-poll at once with 304 when no newer
+	// message exists, instead of holding it (S3). False: hold.
+	IntervalPoll bool
+
+	// Concurrency says what happens when several subscribers ask for one
+	// channel (S4). Zero: Broadcast.
+	Concurrency Concurrency
+
+	// MaxSubscribersPerChannel refuses further subscribers of a channel with
+	// 403 once it has this many (S4). 0 means unlimited.
+	MaxSubscribersPerChannel int
+
+	// AuthorizedChannelsOnly refuses (403) subscribers of a channel that was
+	// never published to or created with PUT (S5). False: subscribing
+	// creates the channel.
+	AuthorizedChannelsOnly bool
+
+	// PutPublishes makes PUT on the publisher publish exactly like POST (P4).
+	// False: PUT creates the channel and publishes nothing.
+	PutPublishes bool
+
+	// MaxMessageSize is the largest message body the publisher accepts; a
+	// larger one gets 413 (P8). 0 means 1 MiB.
+	MaxMessageSize int64
+
+	// MaxChannelIDLength is the longest channel id accepted, in bytes (P7).
+	// 0 means 1024.
+	MaxChannelIDLength int
+
+	// ChannelIDs extracts the channel ids from a request. Nil: every "id"
+	// query argument (?id=a&id=b). Returning no ids answers 404 "No channel
+	// id provided."; a returned error answers 400 with its text (or the
+	// status of an *HTTPError).
+	ChannelIDs func(r *http.Request) ([]string, error)
+
+	// AllowedOrigins lists the origins allowed to make cross-origin requests
+	// (S11), as "https://example.com" or patterns like "https://*.example.com";
+	// "*" allows every origin. Empty: CORS is off and requests from other
+	// origins (an Origin header naming another host) get 403.
+	AllowedOrigins []string
+
+	// AuthorizePublish, if set, is called before every publisher request
+	// (GET, POST, PUT, DELETE) with the channel id. A non-nil error refuses
+	// the request: with the status of an *HTTPError it carries, else 403
+	// with the error's text. Nil: every publisher request is allowed (mount
+	// the publisher where only your back end can reach it).
+	AuthorizePublish func(r *http.Request, channel string) error
+
+	// AuthorizeSubscribe, if set, is called before every subscriber request
+	// with its channel ids; errors are answered as for AuthorizePublish. Nil:
+	// every subscriber is allowed.
+	AuthorizeSubscribe func(r *http.Request, channels []string) error
+
+	// Logger receives the Hub's logs. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Concurrency is the policy for several subscribers of one channel (S4).
+// It applies to the subscribers of one Hub.
+type Concurrency int
+
+const (
+	// Broadcast: every subscriber gets every message (the default).
+	Broadcast Concurrency = iota
+	// First: while a subscriber is connected, a new one is refused with 409.
+	First
+	// Last: a new subscriber ends the earlier ones with 409 Conflict.
+	Last
+)
+
+// String returns "broadcast", "first" or "last".
+func (c Concurrency) String() string {
+	switch c {
+	case First:
+		return "first"
+	case Last:
+		return "last"
+	}
+	return "broadcast"
+}
+
+// Defaults of the Options fields whose zero value stands for a default.
+const (
+	DefaultMessageBufferLength = 10
+	DefaultMessageTTL          = time.Hour
+	DefaultChannelTimeout      = 5 * time.Minute
+	DefaultMaxMessageSize      = 1 << 20
+	DefaultMaxChannelIDLength  = 1024
+	// MaxChannelsPerSubscription is the most channels one subscription may name.
+	MaxChannelsPerSubscription = 255
+)
+
+// resolve returns o with defaults filled in and the store configuration.
+func (o Options) resolve() (Options, ChannelConfig) {
+	var cfg ChannelConfig
+	switch {
+	case o.MessageBufferLength == 0:
+		cfg.BufferLength = DefaultMessageBufferLength
+	case o.MessageBufferLength > 0:
+		cfg.BufferLength = o.MessageBufferLength
+	}
+	switch {
+	case o.MessageTTL == 0:
+		cfg.MessageTTL = DefaultMessageTTL
+	case o.MessageTTL > 0:
+		cfg.MessageTTL = o.MessageTTL
+	}
+	switch {
+	case o.ChannelTimeout == 0:
+		cfg.ChannelTimeout = DefaultChannelTimeout
+	case o.ChannelTimeout > 0:
+		cfg.ChannelTimeout = o.ChannelTimeout
+	}
+	if o.TimeoutStatus == 0 {
+		o.TimeoutStatus = http.StatusNotModified
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.MaxChannelIDLength <= 0 {
+		o.MaxChannelIDLength = DefaultMaxChannelIDLength
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, cfg
+}

@@ -1,0 +1,167 @@
+package push
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const publisherAllow = "GET, POST, PUT, DELETE, OPTIONS"
+
+// PublishHandler returns the publisher endpoint (spec P1-P8): POST publishes
+// the body to the channel, PUT creates it (or publishes, with PutPublishes),
+// GET describes it, DELETE deletes it and ends its subscribers. Every 2xx
+// answer carries the channel info, as plain text or in the JSON, XML or
+// YAML form the Accept header names. Mount it where only trusted publishers
+// can reach it, or set Options.AuthorizePublish.
+func (h *Hub) PublishHandler() http.Handler { return http.HandlerFunc(h.servePublish) }
+
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	cors := h.checkOrigin(r)
+	if cors == originRefused {
+		writeText(w, http.StatusForbidden, "Origin not allowed.")
+		return
+	}
+	if cors == originAllowed {
+		setCORS(w, r, "")
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete:
+	case http.MethodOptions:
+		w.Header().Set("Allow", publisherAllow)
+		w.Header().Set("Access-Control-Allow-Methods", publisherAllow)
+		w.Header().Set("Access-Control-Allow-Headers", "Content-Type, X-EventSource-Event, Accept")
+		w.WriteHeader(http.StatusOK)
+		return
+	default:
+		w.Header().Set("Allow", publisherAllow)
+		writeText(w, http.StatusMethodNotAllowed, "Method not allowed: use "+publisherAllow+".")
+		return
+	}
+	callback := r.URL.Query().Get("callback")
+	if callback != "" && !validCallback(callback) {
+		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
+		return
+	}
+	ids, err := h.channelIDs(r)
+	if err == nil && len(ids) > 1 {
+		err = &HTTPError{StatusCode: http.StatusBadRequest, Message: "Publish to one channel at a time."}
+	}
+	if err == nil && h.opts.AuthorizePublish != nil {
+		if aerr := h.opts.AuthorizePublish(r, ids[0]); aerr != nil {
+			err = authError(aerr)
+		}
+	}
+	if err != nil {
+		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
+		return
+	}
+	channel := ids[0]
+	ctx := r.Context()
+	var info ChannelInfo
+	status := http.StatusOK
+	switch {
+	case r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes):
+		var msg *Message
+		if msg, err = h.readMessage(w, r); err == nil {
+			if _, info, err = h.publish(ctx, channel, msg); err == nil {
+				status = http.StatusAccepted
+				if info.Subscribers > 0 {
+					status = http.StatusCreated
+				}
+			}
+		}
+	case r.Method == http.MethodPut:
+		info, err = h.store.CreateChannel(ctx, channel, h.cfg)
+	case r.Method == http.MethodDelete:
+		info, err = h.store.DeleteChannel(ctx, channel)
+	default: // GET, HEAD
+		info, err = h.store.ChannelInfo(ctx, channel)
+	}
+	h.answerPublisher(w, r, callback, status, info, err)
+}
+
+// readMessage reads the request body as a message, enforcing MaxMessageSize.
+func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, error) {
+	max := h.opts.MaxMessageSize
+	tooLarge := &HTTPError{StatusCode: http.StatusRequestEntityTooLarge,
+		Message: "Message too large: the limit is " + strconv.FormatInt(max, 10) + " bytes."}
+	if r.ContentLength > max {
+		return nil, tooLarge
+	}
+	event := r.Header.Get("X-EventSource-Event")
+	if strings.ContainsAny(event, "\r\n") {
+		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "X-EventSource-Event must be one line."}
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
+	}
+	msg := &Message{Data: buf.Bytes(), EventName: event}
+	if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
+		msg.ContentType = ct[0]
+	}
+	if msg.Data == nil {
+		msg.Data = []byte{}
+	}
+	return msg, nil
+}
+
+// answerPublisher writes the publisher's answer: the channel info on
+// success, an error otherwise (404 with an empty body for a channel that
+// does not exist), all as JSONP when callback is set.
+func (h *Hub) answerPublisher(w http.ResponseWriter, r *http.Request, callback string, status int, info ChannelInfo, err error) {
+	if callback != "" {
+		var body []byte
+		if err != nil {
+			body = jsonpError(callback, statusOf(err), errorText(err))
+		} else {
+			body = jsonpWrap(callback, formatInfo(info, infoJSON, time.Now()))
+		}
+		writeJSONP(w, body)
+		return
+	}
+	if err != nil {
+		if errors.Is(err, ErrChannelNotFound) {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if statusOf(err) >= 500 {
+			h.log.Warn("push: publisher request failed", "method", r.Method, "error", err)
+		}
+		writeError(w, err)
+		return
+	}
+	format, mediaType := negotiateInfo(r.Header.Get("Accept"))
+	body := formatInfo(info, format, time.Now())
+	w.Header().Set("Content-Type", mediaType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// errorText is the text an error is answered with.
+func errorText(err error) string {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Message
+	}
+	if s := statusOf(err); s != http.StatusBadRequest && s != http.StatusForbidden {
+		return http.StatusText(s)
+	}
+	return err.Error()
+}
+

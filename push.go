@@ -1,0 +1,421 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// A Hub relays messages from publishers to subscribers. It owns a Store,
+// hands out the HTTP handlers (PublishHandler, SubscribeHandler) and offers
+// the same operations to Go code (Publish, Subscribe, ChannelInfo,
+// DeleteChannel). Create it with New; end it with Shutdown. A Hub is safe
+// for concurrent use.
+type Hub struct {
+	opts     Options
+	cfg      ChannelConfig
+	store    Store
+	ownStore bool
+	unwatch  func()
+	log      *slog.Logger
+
+	seed   maphash.Seed
+	shards [hubShards]hubShard
+
+	closing  atomic.Bool   // set once, under mu, by Shutdown
+	mu       sync.Mutex
+	active   int           // open subscriptions
+	drained  chan struct{} // closed when active drops to 0 during Shutdown
+	shutdown sync.Once
+
+	published atomic.Uint64
+	delivered atomic.Uint64
+}
+
+const hubShards = 64
+
+// windowSize is how many recent messages a Hub keeps per channel with local
+// subscribers, so that a publish is served to them without a store read.
+const windowSize = 64
+
+type hubShard struct {
+	mu       sync.RWMutex
+	channels map[string]*hubChannel
+}
+
+// hubChannel is a channel as seen by the subscribers of this Hub: a window of
+// recent messages and a "changed" chan that a publish closes to wake every
+// waiter at once.
+type hubChannel struct {
+	name  string
+	mu    sync.Mutex // serialises writers of state
+	refs  int        // subscriptions attached; guarded by the shard's mu
+	seq   uint64     // last subscriber sequence number; guarded by mu
+	state atomic.Pointer[channelState]
+}
+
+// channelState is immutable once published through hubChannel.state.
+type channelState struct {
+	window  []*Message    // recent messages, oldest first, contiguous
+	changed chan struct{} // closed when a newer state exists
+	end     error         // non-nil: every subscriber ends with it
+	kick    uint64        // subscribers with a lower sequence end with ErrConflict
+}
+
+// Errors a subscription ends with, and what subscriber handlers answer.
+var (
+	// ErrHubClosed: the Hub is shutting down (503).
+	ErrHubClosed = errors.New("push: hub is shut down")
+	// ErrChannelDeleted: the channel was deleted (410 Gone).
+	ErrChannelDeleted = errors.New("push: channel deleted")
+	// ErrConflict: the Concurrency policy ended or refused this subscriber
+	// (409 Conflict).
+	ErrConflict = errors.New("push: another subscriber holds this channel")
+	// ErrTooManySubscribers: MaxSubscribersPerChannel reached (403).
+	ErrTooManySubscribers = errors.New("push: too many subscribers for this channel")
+)
+
+// HTTPError is an error with the HTTP status a handler should answer it
+// with. Authorization hooks return it to choose a status other than 403.
+type HTTPError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+// New returns a Hub configured by opts (the zero Options work).
+func New(opts Options) *Hub {
+	opts, cfg := opts.resolve()
+	h := &Hub{opts: opts, cfg: cfg, store: opts.Store, seed: maphash.MakeSeed()}
+	h.log = opts.Logger
+	if h.store == nil {
+		h.store = NewMemoryStore()
+		h.ownStore = true
+	}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[string]*hubChannel)
+	}
+	h.unwatch = h.store.Watch(h.onEvent)
+	return h
+}
+
+func (h *Hub) shard(channel string) *hubShard {
+	return &h.shards[maphash.String(h.seed, channel)%hubShards]
+}
+
+// onEvent receives the Store's notifications.
+func (h *Hub) onEvent(ev Event) {
+	switch ev.Type {
+	case EventMessage:
+		sh := h.shard(ev.Channel)
+		sh.mu.RLock()
+		hc := sh.channels[ev.Channel]
+		sh.mu.RUnlock()
+		if hc != nil {
+			hc.append(ev.Message)
+		}
+	case EventDelete:
+		sh := h.shard(ev.Channel)
+		sh.mu.Lock()
+		hc := sh.channels[ev.Channel]
+		delete(sh.channels, ev.Channel) // new subscribers start afresh
+		sh.mu.Unlock()
+		if hc != nil {
+			hc.finish(ErrChannelDeleted)
+		}
+	case EventReset:
+		h.eachChannel(func(hc *hubChannel) { hc.reset() })
+	}
+}
+
+func (h *Hub) eachChannel(fn func(*hubChannel)) {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		chans := make([]*hubChannel, 0, len(sh.channels))
+		for _, hc := range sh.channels {
+			chans = append(chans, hc)
+		}
+		sh.mu.RUnlock()
+		for _, hc := range chans {
+			fn(hc)
+		}
+	}
+}
+
+// update replaces hc's state with next(old) and wakes every waiter.
+func (hc *hubChannel) update(next func(old *channelState) *channelState) {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	old := hc.state.Load()
+	if old.end != nil {
+		return
+	}
+	n := next(old)
+	if n == nil {
+		return
+	}
+	n.changed = make(chan struct{})
+	hc.state.Store(n)
+	close(old.changed)
+}
+
+func (hc *hubChannel) append(m *Message) {
+	hc.update(func(old *channelState) *channelState {
+		w := old.window
+		if len(w) > 0 && w[len(w)-1].ID.Compare(m.ID) >= 0 {
+			return nil // already seen
+		}
+		if len(w) >= windowSize {
+			w = w[len(w)-windowSize+1:]
+		}
+		// Appending never changes the elements an older state can see: they
+		// are below its length, and only the newest state is appended to.
+		return &channelState{window: append(w, m), kick: old.kick}
+	})
+}
+
+func (hc *hubChannel) finish(err error) {
+	hc.update(func(old *channelState) *channelState {
+		return &channelState{window: old.window, kick: old.kick, end: err}
+	})
+}
+
+func (hc *hubChannel) reset() {
+	hc.update(func(old *channelState) *channelState {
+		return &channelState{kick: old.kick}
+	})
+}
+
+// attach adds a subscriber to the Hub's view of channel, applying the
+// Concurrency policy. It returns the channel and the subscriber's sequence
+// number.
+func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	if h.isClosing() {
+		sh.mu.Unlock()
+		return nil, 0, ErrHubClosed
+	}
+	hc := sh.channels[channel]
+	if hc == nil {
+		hc = &hubChannel{name: channel}
+		hc.state.Store(&channelState{changed: make(chan struct{})})
+		sh.channels[channel] = hc
+	}
+	if h.opts.Concurrency == First && hc.refs > 0 {
+		sh.mu.Unlock()
+		return nil, 0, ErrConflict
+	}
+	hc.refs++
+	sh.mu.Unlock()
+
+	hc.mu.Lock()
+	hc.seq++
+	seq := hc.seq
+	hc.mu.Unlock()
+	if h.opts.Concurrency == Last {
+		hc.update(func(old *channelState) *channelState {
+			return &channelState{window: old.window, kick: seq}
+		})
+	}
+	return hc, seq, nil
+}
+
+func (h *Hub) detach(hc *hubChannel) {
+	sh := h.shard(hc.name)
+	sh.mu.Lock()
+	hc.refs--
+	if hc.refs == 0 && sh.channels[hc.name] == hc {
+		delete(sh.channels, hc.name)
+	}
+	sh.mu.Unlock()
+}
+
+func (h *Hub) isClosing() bool { return h.closing.Load() }
+
+// ValidateChannelID reports why id is not an acceptable channel id, or nil.
+// Ids are non-empty, valid UTF-8 without control characters, and at most
+// MaxChannelIDLength bytes long (P7). They are never truncated.
+func (h *Hub) ValidateChannelID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("channel id is empty")
+	case len(id) > h.opts.MaxChannelIDLength:
+		return fmt.Errorf("channel id is too long: %d bytes, the limit is %d", len(id), h.opts.MaxChannelIDLength)
+	case !utf8.ValidString(id):
+		return errors.New("channel id is not valid UTF-8")
+	case strings.IndexFunc(id, isControl) >= 0:
+		return errors.New("channel id contains control characters")
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
+
+// Publish stores msg in channel and wakes the channel's subscribers. It
+// returns the stored message (with its ID) and how many subscribers the
+// channel had when it was published (across every Hub sharing the store).
+// msg supplies Data, ContentType and EventName and must not be modified
+// afterwards. Publish does not wait for subscribers to receive the message.
+func (h *Hub) Publish(ctx context.Context, channel string, msg *Message) (*Message, int, error) {
+	stored, info, err := h.publish(ctx, channel, msg)
+	return stored, info.Subscribers, err
+}
+
+func (h *Hub) publish(ctx context.Context, channel string, msg *Message) (*Message, ChannelInfo, error) {
+	if err := h.ValidateChannelID(channel); err != nil {
+		return nil, ChannelInfo{}, err
+	}
+	if h.isClosing() {
+		return nil, ChannelInfo{}, ErrHubClosed
+	}
+	if int64(len(msg.Data)) > h.opts.MaxMessageSize {
+		return nil, ChannelInfo{}, fmt.Errorf("push: message of %d bytes exceeds MaxMessageSize %d", len(msg.Data), h.opts.MaxMessageSize)
+	}
+	stored, info, err := h.store.Publish(ctx, channel, msg, h.cfg)
+	if err != nil {
+		return nil, ChannelInfo{}, err
+	}
+	h.published.Add(1)
+	return stored, info, nil
+}
+
+// ChannelInfo describes channel, or returns ErrChannelNotFound.
+func (h *Hub) ChannelInfo(ctx context.Context, channel string) (ChannelInfo, error) {
+	return h.store.ChannelInfo(ctx, channel)
+}
+
+// CreateChannel creates channel without publishing (as PUT does) and
+// describes it.
+func (h *Hub) CreateChannel(ctx context.Context, channel string) (ChannelInfo, error) {
+	if err := h.ValidateChannelID(channel); err != nil {
+		return ChannelInfo{}, err
+	}
+	return h.store.CreateChannel(ctx, channel, h.cfg)
+}
+
+// DeleteChannel deletes channel and its messages and ends every subscriber
+// of it, on every Hub sharing the store (P5). It returns the channel as it
+// was just before, or ErrChannelNotFound.
+func (h *Hub) DeleteChannel(ctx context.Context, channel string) (ChannelInfo, error) {
+	return h.store.DeleteChannel(ctx, channel)
+}
+
+// Stats is a snapshot of a Hub's counters.
+type Stats struct {
+	// Channels and Messages count what the store holds.
+	Channels int `json:"channels"`
+	Messages int `json:"messages"`
+	// Subscribers counts the subscriptions open on this Hub now.
+	Subscribers int `json:"subscribers"`
+	// Published counts messages published through this Hub since New.
+	Published uint64 `json:"published"`
+	// Delivered counts messages handed to this Hub's subscribers since New.
+	Delivered uint64 `json:"delivered"`
+}
+
+// Stats returns the Hub's counters.
+func (h *Hub) Stats(ctx context.Context) (Stats, error) {
+	st, err := h.store.Stats(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	h.mu.Lock()
+	active := h.active
+	h.mu.Unlock()
+	return Stats{
+		Channels:    st.Channels,
+		Messages:    st.Messages,
+		Subscribers: active,
+		Published:   h.published.Load(),
+		Delivered:   h.delivered.Load(),
+	}, nil
+}
+
+// Shutdown ends every subscription (long-poll requests are answered 503 with
+// their position, so clients resume elsewhere), refuses new ones, waits until
+// all subscribers have let go or ctx ends, then stops watching the store and
+// closes it if the Hub created it. Shut the Hub down before the http.Server
+// that serves its handlers, so held requests are answered rather than cut.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	var err error
+	h.shutdown.Do(func() {
+		h.mu.Lock()
+		h.closing.Store(true)
+		var drained chan struct{}
+		if h.active > 0 {
+			drained = make(chan struct{})
+			h.drained = drained
+		}
+		h.mu.Unlock()
+		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
+		if drained != nil {
+			select {
+			case <-drained:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		h.unwatch()
+		if h.ownStore {
+			h.store.Close()
+		}
+	})
+	return err
+}
+
+// track counts an open subscription; untrack undoes it.
+func (h *Hub) track() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing.Load() {
+		return ErrHubClosed
+	}
+	h.active++
+	return nil
+}
+
+func (h *Hub) untrack() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.active--
+	if h.active == 0 && h.drained != nil {
+		close(h.drained)
+		h.drained = nil
+	}
+}
+
+// statusOf maps an error to the HTTP status a handler answers it with.
+func statusOf(err error) int {
+	var he *HTTPError
+	switch {
+	case errors.As(err, &he):
+		return he.StatusCode
+	case errors.Is(err, ErrChannelDeleted):
+		return http.StatusGone
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrTooManySubscribers), errors.Is(err, ErrChannelNotFound):
+		return http.StatusForbidden
+	case errors.Is(err, ErrHubClosed), errors.Is(err, ErrStoreUnavailable), errors.Is(err, ErrStoreClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrInvalidMessageID):
+		return http.StatusBadRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// now is the Hub's clock for TTL checks of its window.
+var now = time.Now

@@ -1,0 +1,281 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+)
+
+// A Subscription receives the messages of one or more channels in order,
+// starting after a position. It is a cursor over the channels' buffers: a
+// publish only wakes it, and it reads what is newer than its position, so
+// resuming and live delivery are the same path. Every subscriber transport
+// (long-poll, JSONP, and the streaming ones) is a framing over a
+// Subscription. A Subscription is used by one goroutine at a time; Close it
+// when done.
+type Subscription struct {
+	hub      *Hub
+	channels []string
+	hcs      []*hubChannel
+	seqs     []uint64
+	pos      position
+	started  []bool // per channel: the starting position was settled
+	states   []*channelState
+
+	pending     []*Message // read but not yet returned, all from channel pendingFrom
+	pendingFrom int
+	mark        int // channel of the last message returned
+	next        int // channel to look at first (round robin)
+	limit       int // how many messages to read from the store at once
+	missed      bool
+	closed      bool
+}
+
+// Subscribe opens a subscription to channels (at most 255), starting after
+// the position from: "" starts at the oldest buffered message of each
+// channel; otherwise from is an id seen earlier, Message.ID.String() for a
+// single channel or Subscription.Position() for any number. Subscribe counts
+// the subscriber on every channel, applying AuthorizedChannelsOnly,
+// MaxSubscribersPerChannel and Concurrency. ctx bounds only the setup.
+func (h *Hub) Subscribe(ctx context.Context, channels []string, from string) (*Subscription, error) {
+	if len(channels) == 0 {
+		return nil, errors.New("push: no channel to subscribe to")
+	}
+	if len(channels) > MaxChannelsPerSubscription {
+		return nil, fmt.Errorf("push: %d channels in one subscription, the limit is %d", len(channels), MaxChannelsPerSubscription)
+	}
+	for _, c := range channels {
+		if err := h.ValidateChannelID(c); err != nil {
+			return nil, err
+		}
+	}
+	pos := make(position, len(channels))
+	if from != "" {
+		p, err := parsePosition(from, len(channels))
+		if err != nil {
+			return nil, err
+		}
+		pos = p
+	}
+	return h.subscribe(ctx, channels, pos)
+}
+
+func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*Subscription, error) {
+	if err := h.track(); err != nil {
+		return nil, err
+	}
+	n := len(channels)
+	s := &Subscription{
+		hub:      h,
+		channels: channels,
+		hcs:      make([]*hubChannel, 0, n),
+		seqs:     make([]uint64, 0, n),
+		pos:      pos,
+		started:  make([]bool, n),
+		states:   make([]*channelState, n),
+		limit:    32,
+	}
+	counted := 0
+	fail := func(err error) (*Subscription, error) {
+		for _, hc := range s.hcs {
+			h.detach(hc)
+		}
+		for _, c := range channels[:counted] {
+			h.store.RemoveSubscriber(context.WithoutCancel(ctx), c)
+		}
+		h.untrack()
+		return nil, err
+	}
+	for _, c := range channels {
+		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
+		if err != nil {
+			return fail(err)
+		}
+		counted++
+		if max := h.opts.MaxSubscribersPerChannel; max > 0 && info.Subscribers > max {
+			return fail(ErrTooManySubscribers)
+		}
+	}
+	for _, c := range channels {
+		hc, seq, err := h.attach(c)
+		if err != nil {
+			return fail(err)
+		}
+		s.hcs = append(s.hcs, hc)
+		s.seqs = append(s.seqs, seq)
+	}
+	return s, nil
+}
+
+// Channels returns the subscription's channels.
+func (s *Subscription) Channels() []string { return s.channels }
+
+// Position returns the id to resume from after the last message Next
+// returned: pass it to Hub.Subscribe, or send it in any id carrier of the
+// protocol. For a single channel it is that message's "T:G".
+func (s *Subscription) Position() string { return formatPosition(s.pos, s.mark) }
+
+// Missed reports whether messages were skipped: the subscription's starting
+// position was older than the oldest buffered message, or it fell so far
+// behind that messages were dropped before it read them.
+func (s *Subscription) Missed() bool { return s.missed }
+
+// Next returns the next message, waiting until one is published, ctx ends
+// (ctx.Err()) or the subscription ends: ErrChannelDeleted when one of its
+// channels is deleted, ErrConflict under the Concurrency policy, ErrHubClosed
+// on Shutdown, or a store error.
+func (s *Subscription) Next(ctx context.Context) (*Message, error) {
+	for {
+		m, err := s.poll(ctx)
+		if m != nil || err != nil {
+			return m, err
+		}
+		if err := s.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// TryNext returns the next message if one is available now, or nil.
+func (s *Subscription) TryNext(ctx context.Context) (*Message, error) {
+	return s.poll(ctx)
+}
+
+// Messages returns an iterator over the messages of Next; it stops after
+// the first error, which it yields.
+func (s *Subscription) Messages(ctx context.Context) iter.Seq2[*Message, error] {
+	return func(yield func(*Message, error) bool) {
+		for {
+			m, err := s.Next(ctx)
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// poll returns the next message available without waiting, or nil. It
+// loads each channel's state before reading it, so a publish after the read
+// is seen by wait.
+func (s *Subscription) poll(ctx context.Context) (*Message, error) {
+	if s.closed {
+		return nil, errors.New("push: subscription closed")
+	}
+	if len(s.pending) == 0 {
+		n := len(s.hcs)
+		for j := 0; j < n; j++ {
+			i := (s.next + j) % n
+			st := s.hcs[i].state.Load()
+			s.states[i] = st
+			if st.end != nil {
+				return nil, st.end
+			}
+			if s.seqs[i] < st.kick {
+				return nil, ErrConflict
+			}
+			msgs, err := s.read(ctx, i, st)
+			if err != nil {
+				return nil, err
+			}
+			if len(msgs) > 0 {
+				s.pending, s.pendingFrom = msgs, i
+				s.next = (i + 1) % n
+				break
+			}
+		}
+		if len(s.pending) == 0 {
+			return nil, nil
+		}
+	}
+	m := s.pending[0]
+	s.pending = s.pending[1:]
+	s.pos[s.pendingFrom] = m.ID
+	s.mark = s.pendingFrom
+	s.hub.delivered.Add(1)
+	return m, nil
+}
+
+// read returns the messages of channel i after the subscription's position,
+// from the Hub's window when it covers the position, else from the store.
+func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Message, error) {
+	at := s.pos[i]
+	w := st.window
+	if s.started[i] && len(w) > 0 && at.Compare(w[0].ID) >= 0 {
+		return s.after(w, at), nil
+	}
+	b, err := s.hub.store.Messages(ctx, s.channels[i], at, s.limit)
+	if err != nil {
+		return nil, err
+	}
+	if !s.started[i] {
+		s.started[i] = true
+		if at.IsZero() && len(b.Messages) == 0 {
+			// Nothing buffered: start after the newest message, so the
+			// window does not replay what was published before we came.
+			s.pos[i] = b.Last
+			at = b.Last
+		}
+	}
+	if b.Missed && !at.IsZero() {
+		s.missed = true
+	}
+	if len(b.Messages) > 0 {
+		return b.Messages, nil
+	}
+	// Nothing newer is buffered (the buffer may be disabled): what is newer
+	// in the window was published live.
+	return s.after(w, at), nil
+}
+
+// after returns the messages of window w newer than at and not expired.
+func (s *Subscription) after(w []*Message, at MessageID) []*Message {
+	i := len(w)
+	for i > 0 && w[i-1].ID.Compare(at) > 0 {
+		i--
+	}
+	ttl := s.hub.cfg.MessageTTL
+	if ttl > 0 {
+		t := now()
+		for i < len(w) && w[i].expired(ttl, t) {
+			i++
+		}
+	}
+	return w[i:]
+}
+
+// wait blocks until any channel's state loaded by the last poll changes, or
+// ctx ends.
+func (s *Subscription) wait(ctx context.Context) error {
+	if len(s.states) == 1 {
+		select {
+		case <-s.states[0].changed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cases := make([]reflect.SelectCase, 0, len(s.states)+1)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for _, st := range s.states {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.changed)})
+	}
+	if i, _, _ := reflect.Select(cases); i == 0 {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Close ends the subscription and uncounts it from its channels.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for i, hc := range s.hcs {
+		s.hub.detach(hc)
+		s.hub.store.RemoveSubscriber(context.Background(), s.channels[i])
+	}
+	s.hub.untrack()
+}

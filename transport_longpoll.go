@@ -1,0 +1,113 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// serveLongPoll answers with the first message after the subscription's
+// position, holding the request until one is published (S2), the subscriber
+// timeout (S3), or the subscription ends. In interval-poll mode it answers
+// 304 at once when nothing is newer. With callback set it answers JSONP.
+func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string) {
+	ctx := r.Context()
+	var m *Message
+	var err error
+	if h.opts.IntervalPoll {
+		m, err = sub.TryNext(ctx)
+	} else {
+		waitCtx := ctx
+		if t := h.opts.SubscriberTimeout; t > 0 {
+			var cancel context.CancelFunc
+			waitCtx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
+		m, err = sub.Next(waitCtx)
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = nil // our subscriber timeout, not the client's
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return // the client is gone
+	case err != nil:
+		h.endLongPoll(w, sub, callback, err)
+	case m == nil:
+		h.timeoutLongPoll(w, sub, callback)
+	case callback != "":
+		var body []byte
+		if len(sub.channels) == 1 {
+			body = jsonpMessageBody(m)
+		} else {
+			body = jsonpBody(m, sub.Position())
+		}
+		writeJSONP(w, jsonpWrap(callback, body))
+	default:
+		hd := w.Header()
+		if m.ContentType != "" {
+			hd.Set("Content-Type", m.ContentType)
+		} else {
+			hd["Content-Type"] = nil // no sniffing: the message had none
+		}
+		setPositionHeaders(hd, sub)
+		hd.Set("Vary", "If-None-Match, If-Modified-Since")
+		hd.Set("Content-Length", strconv.Itoa(len(m.Data)))
+		if sub.Missed() {
+			hd.Set("X-Push-Missed", "true")
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(m.Data)
+	}
+}
+
+// setPositionHeaders sets Last-Modified and Etag to the subscription's
+// position (I2).
+func setPositionHeaders(hd http.Header, sub *Subscription) {
+	sec, etag := splitPosition(sub.pos, sub.mark)
+	hd.Set("Last-Modified", time.Unix(sec, 0).UTC().Format(http.TimeFormat))
+	hd.Set("Etag", etag)
+}
+
+// timeoutLongPoll answers a long-poll that found nothing newer in time: the
+// TimeoutStatus (304 by default) with the position, so the client re-polls
+// from where it was.
+func (h *Hub) timeoutLongPoll(w http.ResponseWriter, sub *Subscription, callback string) {
+	if callback != "" {
+		writeJSONP(w, jsonpTimeout(callback, sub.Position()))
+		return
+	}
+	setPositionHeaders(w.Header(), sub)
+	w.WriteHeader(h.opts.TimeoutStatus)
+}
+
+// endLongPoll answers a long-poll whose subscription ended: 410 Gone on
+// delete (empty body), 409 on conflict, 503 on shutdown, each with the
+// position so the client can resume.
+func (h *Hub) endLongPoll(w http.ResponseWriter, sub *Subscription, callback string, err error) {
+	status := statusOf(err)
+	if callback != "" {
+		writeJSONP(w, jsonpError(callback, status, http.StatusText(status)))
+		return
+	}
+	hd := w.Header()
+	setPositionHeaders(hd, sub)
+	switch status {
+	case http.StatusGone:
+		w.WriteHeader(status)
+	case http.StatusServiceUnavailable:
+		hd.Set("Retry-After", "1")
+		msg := "Service Unavailable: the message store cannot be reached; retry."
+		if errors.Is(err, ErrHubClosed) {
+			msg = "Service Unavailable: the server is shutting down; resume from your last id."
+		}
+		writeText(w, status, msg)
+	default:
+		if status >= 500 {
+			h.log.Warn("push: long-poll failed", "channels", sub.channels, "error", err)
+		}
+		writeError(w, err)
+	}
+}
