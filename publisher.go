@@ -164,4 +164,3 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
-

@@ -30,7 +30,7 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
 
-	closing  atomic.Bool   // set once, under mu, by Shutdown
+	closing  atomic.Bool // set once, under mu, by Shutdown
 	mu       sync.Mutex
 	active   int           // open subscriptions
 	drained  chan struct{} // closed when active drops to 0 during Shutdown
