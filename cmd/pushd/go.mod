@@ -1,0 +1,7 @@
+module github.com/pushhub/push/cmd/pushd
+
+go 1.24
+
+require github.com/pushhub/push v0.0.0
+
+replace github.com/pushhub/push => ../..
