@@ -351,3 +351,22 @@ func TestSIGTERMAnswersHeldLongPoll(t *testing.T) {
 		t.Errorf("pushd's log does not say it stopped:\n%s", log)
 	}
 }
+
+func TestBufferZeroFlag(t *testing.T) {
+	p := startPushd(t, "-buffer", "0")
+	do(t, "POST", p.base+"/pub?id=live", "before", nil)
+	info := do(t, "GET", p.base+"/pub?id=live", "", nil)
+	if !strings.Contains(info.body, "queued messages: 0") {
+		t.Fatalf("with -buffer 0 the channel stores messages:\n%s", info.body)
+	}
+
+	held := longPoll(p.base+"/sub?id=live", nil)
+	waitSubscribers(t, p, 1)
+	if a := do(t, "POST", p.base+"/pub?id=live", "now", nil); a.status != http.StatusCreated {
+		t.Fatalf("publish to a held subscriber: %d, want 201", a.status)
+	}
+	got := <-held
+	if got.err != nil || got.status != 200 || got.body != "now" {
+		t.Fatalf("subscriber with -buffer 0: %+v, want 200 \"now\" (not the earlier message)", got)
+	}
+}
