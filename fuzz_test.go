@@ -878,6 +878,7 @@ type fzModelChannel struct {
 	last   MessageID    // greatest id ever assigned, across deletes (I1)
 	exists bool         // published, created or subscribed to since the last delete
 	active int64        // clock of the last publish or subscribe
+	lost   MessageID    // newest id dropped from the buffer in this life of the channel
 }
 
 // next returns the first buffered message after p (the oldest if p is older
@@ -957,6 +958,7 @@ func FuzzWalk(f *testing.F) {
 				ch.last, ch.exists, ch.active = id, true, clock
 				ch.buf = append(ch.buf, fzModelMsg{id, data, ct})
 				if len(ch.buf) > fzWalkBuffer {
+					ch.lost = ch.buf[0].id
 					ch.buf = ch.buf[1:]
 				}
 			case 1: // single-channel interval poll from the walker's position
@@ -975,13 +977,17 @@ func FuzzWalk(f *testing.F) {
 					t.Fatalf("op %d: poll %s from %v answered %d %q (%q) at %v; want %q (%q) at %v",
 						i, name, p, res.StatusCode, body, res.Header.Get("Content-Type"), got, want.data, want.ct, want.id)
 				}
+				// A walker that fell behind the buffer is told so.
+				if missed := !p.IsZero() && ch.lost.Compare(p) > 0; missed != (res.Header.Get("X-Push-Missed") == "true") && res.StatusCode == http.StatusOK {
+					t.Fatalf("op %d: poll %s from %v (newest lost %v): X-Push-Missed %q", i, name, p, ch.lost, res.Header.Get("X-Push-Missed"))
+				}
 				client[name] = got[0]
 			case 2: // delete
 				res := serve(h.PublishHandler(), http.MethodDelete, "id="+name, nil, "")
 				if want := map[bool]int{true: 200, false: 404}[ch.exists]; res.StatusCode != want {
 					t.Fatalf("op %d: DELETE %s answered %d, want %d", i, name, res.StatusCode, want)
 				}
-				ch.buf, ch.exists = nil, false
+				ch.buf, ch.exists, ch.lost = nil, false, MessageID{}
 			case 3: // two-channel interval poll from the walker's compound position
 				res := serve(h.SubscribeHandler(), http.MethodGet, "id=a&id=b"+fzCarry(multi, int(arg>>4&1), arg>>1), fzCarryHeader(multi, int(arg>>4&1), arg>>1), "")
 				body := fzReadBody(res)
@@ -1021,7 +1027,7 @@ func FuzzWalk(f *testing.F) {
 					store.sweep()
 					for _, c := range model {
 						if len(c.buf) == 0 && clock-c.active >= int64(DefaultChannelTimeout/time.Second) {
-							c.exists = false
+							c.exists, c.lost = false, MessageID{}
 						}
 					}
 					continue
