@@ -220,13 +220,14 @@ func BenchmarkLongPollMemory(b *testing.B) {
 	req := []byte("GET /sub?id=mem HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n")
 	ctx := context.Background()
 	conns := make([]net.Conn, 0, n)
-	var perSub float64
+	var perSub, heapPerSub, stackPerSub, goroutinesPerSub float64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
+		goroutines := runtime.NumGoroutine()
 		for j := 0; j < n; j++ {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -238,10 +239,14 @@ func BenchmarkLongPollMemory(b *testing.B) {
 			}
 		}
 		bnWaitSubscribers(b, h, n)
+		goroutinesPerSub += float64(runtime.NumGoroutine()-goroutines) / n
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		grown := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
-		perSub += float64(grown) / n
+		heap := float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / n
+		stack := float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
+		perSub += heap + stack
+		heapPerSub += heap
+		stackPerSub += stack
 
 		if _, err := h.DeleteChannel(ctx, "mem"); err != nil {
 			b.Fatal(err)
@@ -260,6 +265,9 @@ func BenchmarkLongPollMemory(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(perSub/float64(b.N), "bytes/sub")
+	b.ReportMetric(heapPerSub/float64(b.N), "heap-bytes/sub")
+	b.ReportMetric(stackPerSub/float64(b.N), "stack-bytes/sub")
+	b.ReportMetric(goroutinesPerSub/float64(b.N), "goroutines/sub")
 }
 
 // bnWaitSubscribers polls the Hub's subscriber count until it is n. There
