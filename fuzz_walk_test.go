@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,25 +110,23 @@ func FuzzWalk(f *testing.F) {
 				}
 			case 1: // single-channel interval poll from the walker's position
 				p := client[name]
-				res := serve(h.SubscribeHandler(), http.MethodGet, "id="+name+fzCarry(position{p}, 0, arg>>1), fzCarryHeader(position{p}, 0, arg>>1), "")
-				body := fzReadBody(res)
+				res := serve(h.SubscribeHandler(), http.MethodGet, "id="+name+fzCarry(position{p}, 0, arg>>1)+fzJSONP(arg), fzCarryHeader(position{p}, 0, arg>>1), "")
+				a := fzReadAnswer(t, res, 1, arg)
 				ch.exists, ch.active = true, clock
 				want, ok := ch.next(p)
-				got := fzAnswerPosition(t, res, 1)
 				switch {
 				case !ok:
-					if res.StatusCode != http.StatusNotModified || (!p.IsZero() && got[0] != p) {
-						t.Fatalf("op %d: poll %s from %v answered %d %q at %v; want 304 at the same position", i, name, p, res.StatusCode, body, got)
+					if a.status != http.StatusNotModified || (!p.IsZero() && a.pos[0] != p) {
+						t.Fatalf("op %d: poll %s from %v answered %+v; want 304 at the same position", i, name, p, a)
 					}
-				case res.StatusCode != http.StatusOK || body != want.data || res.Header.Get("Content-Type") != want.ct || got[0] != want.id:
-					t.Fatalf("op %d: poll %s from %v answered %d %q (%q) at %v; want %q (%q) at %v",
-						i, name, p, res.StatusCode, body, res.Header.Get("Content-Type"), got, want.data, want.ct, want.id)
+				case a.status != http.StatusOK || a.body != want.data || a.ct != want.ct || a.pos[0] != want.id:
+					t.Fatalf("op %d: poll %s from %v answered %+v; want %q (%q) at %v", i, name, p, a, want.data, want.ct, want.id)
 				}
 				// A walker that fell behind the buffer is told so.
-				if missed := !p.IsZero() && ch.lost.Compare(p) > 0; missed != (res.Header.Get("X-Push-Missed") == "true") && res.StatusCode == http.StatusOK {
-					t.Fatalf("op %d: poll %s from %v (newest lost %v): X-Push-Missed %q", i, name, p, ch.lost, res.Header.Get("X-Push-Missed"))
+				if missed := !p.IsZero() && ch.lost.Compare(p) > 0; !a.jsonp && missed != a.missed && a.status == http.StatusOK {
+					t.Fatalf("op %d: poll %s from %v (newest lost %v): X-Push-Missed %v", i, name, p, ch.lost, a.missed)
 				}
-				client[name] = got[0]
+				client[name] = a.pos[0]
 			case 2: // delete
 				res := serve(h.PublishHandler(), http.MethodDelete, "id="+name, nil, "")
 				if want := map[bool]int{true: 200, false: 404}[ch.exists]; res.StatusCode != want {
@@ -135,27 +134,27 @@ func FuzzWalk(f *testing.F) {
 				}
 				ch.buf, ch.exists, ch.lost = nil, false, MessageID{}
 			case 3: // two-channel interval poll from the walker's compound position
-				res := serve(h.SubscribeHandler(), http.MethodGet, "id=a&id=b"+fzCarry(multi, int(arg>>4&1), arg>>1), fzCarryHeader(multi, int(arg>>4&1), arg>>1), "")
-				body := fzReadBody(res)
+				res := serve(h.SubscribeHandler(), http.MethodGet, "id=a&id=b"+fzCarry(multi, int(arg>>4&1), arg>>1)+fzJSONP(arg), fzCarryHeader(multi, int(arg>>4&1), arg>>1), "")
+				a := fzReadAnswer(t, res, 2, arg)
 				for _, c := range model {
 					c.exists, c.active = true, clock
 				}
-				got := fzAnswerPosition(t, res, 2)
+				body, got := a.body, a.pos
 				wa, oka := model["a"].next(multi[0])
 				wb, okb := model["b"].next(multi[1])
 				switch {
 				case !oka && !okb:
-					if res.StatusCode != http.StatusNotModified {
-						t.Fatalf("op %d: poll a+b from %v answered %d %q; want 304", i, multi, res.StatusCode, body)
+					if a.status != http.StatusNotModified {
+						t.Fatalf("op %d: poll a+b from %v answered %+v; want 304", i, multi, a)
 					}
-				case res.StatusCode != http.StatusOK:
-					t.Fatalf("op %d: poll a+b from %v answered %d; want a message", i, multi, res.StatusCode)
+				case a.status != http.StatusOK:
+					t.Fatalf("op %d: poll a+b from %v answered %+v; want a message", i, multi, a)
 				case oka && body == wa.data:
-					if got[0] != wa.id || (!multi[1].IsZero() && got[1] != multi[1]) {
+					if got[0] != wa.id || a.ct != wa.ct || (!multi[1].IsZero() && got[1] != multi[1]) {
 						t.Fatalf("op %d: a's %v from %v answered at %v", i, wa.id, multi, got)
 					}
 				case okb && body == wb.data:
-					if got[1] != wb.id || (!multi[0].IsZero() && got[0] != multi[0]) {
+					if got[1] != wb.id || a.ct != wb.ct || (!multi[0].IsZero() && got[0] != multi[0]) {
 						t.Fatalf("op %d: b's %v from %v answered at %v", i, wb.id, multi, got)
 					}
 				default:
@@ -254,13 +253,59 @@ func fzPosZero(pos position) bool {
 	return true
 }
 
-// fzAnswerPosition reads the position of a long-poll answer from its
-// Last-Modified and Etag, as a client echoing them would send it.
-func fzAnswerPosition(t *testing.T, res *http.Response, n int) position {
-	t.Helper()
-	pos, err := requestPosition(fzRequestWithPosition(res.Header.Get("Last-Modified"), res.Header.Get("Etag"), "", "", ""), n)
-	if err != nil || res.Header.Get("Last-Modified") == "" {
-		t.Fatalf("answer %d: Last-Modified %q Etag %q: %v", res.StatusCode, res.Header.Get("Last-Modified"), res.Header.Get("Etag"), err)
+// fzJSONP returns "&callback=cb" for the polls whose arg asks for JSONP.
+func fzJSONP(arg uint8) string {
+	if arg&0x80 != 0 {
+		return "&callback=cb"
 	}
-	return pos
+	return ""
+}
+
+// fzAnswer is a long-poll answer as a client reads it: status 200 with a
+// message or 304 with none; for JSONP, 304 stands for {"status":"timeout"}.
+type fzAnswer struct {
+	status   int
+	body, ct string
+	pos      position
+	missed   bool
+	jsonp    bool
+}
+
+// fzReadAnswer reads a long-poll answer for n channels: from Last-Modified
+// and Etag as a client echoing them would send them, or for JSONP (arg
+// from fzJSONP) from the id inside the script, which must be
+// cb({...}); with status 200 (S9).
+func fzReadAnswer(t *testing.T, res *http.Response, n int, arg uint8) fzAnswer {
+	t.Helper()
+	body := fzReadBody(res)
+	a := fzAnswer{status: res.StatusCode, body: body, ct: res.Header.Get("Content-Type"), jsonp: fzJSONP(arg) != ""}
+	if !a.jsonp {
+		a.missed = res.Header.Get("X-Push-Missed") == "true"
+		pos, err := requestPosition(fzRequestWithPosition(res.Header.Get("Last-Modified"), res.Header.Get("Etag"), "", "", ""), n)
+		if err != nil || res.Header.Get("Last-Modified") == "" {
+			t.Fatalf("answer %d %q: Last-Modified %q Etag %q: %v", res.StatusCode, body, res.Header.Get("Last-Modified"), res.Header.Get("Etag"), err)
+		}
+		a.pos = pos
+		return a
+	}
+	inner, ok := strings.CutPrefix(body, "cb(")
+	if ok {
+		inner, ok = strings.CutSuffix(inner, ");")
+	}
+	var v struct {
+		ID, Channel, Data, Status string
+		ContentType               string `json:"content_type"`
+	}
+	if !ok || res.StatusCode != http.StatusOK || json.Unmarshal([]byte(inner), &v) != nil {
+		t.Fatalf("JSONP answer %d %q", res.StatusCode, body)
+	}
+	pos, err := parsePosition(v.ID, n)
+	if err != nil {
+		t.Fatalf("JSONP answer %q: id %q does not parse for %d channels: %v", body, v.ID, n, err)
+	}
+	a.pos, a.body, a.ct = pos, v.Data, v.ContentType
+	if v.Status == "timeout" {
+		a.status = http.StatusNotModified
+	}
+	return a
 }
