@@ -255,6 +255,9 @@ func (s *MemoryStore) Messages(ctx context.Context, channel string, after Messag
 	b := MessageBatch{Last: ch.last, Missed: ch.lastDropped.Compare(after) > 0}
 	// The first entry newer than after.
 	i := sort.Search(ch.count, func(i int) bool { return ch.at(i).msg.ID.Compare(after) > 0 })
+	if n := min(ch.count-i, limit); n > 0 {
+		b.Messages = make([]*Message, 0, n)
+	}
 	for ; i < ch.count && len(b.Messages) < limit; i++ {
 		e := ch.at(i)
 		if !e.expires.IsZero() && !now.Before(e.expires) {
