@@ -42,7 +42,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	callback := r.URL.Query().Get("callback")
-	if callback != "" && !validCallback(callback) {
+	if _, ok := r.URL.Query()["callback"]; ok && !validCallback(callback) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
