@@ -124,9 +124,12 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 func (h *Hub) answerPublisher(w http.ResponseWriter, r *http.Request, callback string, status int, info ChannelInfo, err error) {
 	if callback != "" {
 		var body []byte
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrChannelNotFound): // 404 as without JSONP (P3)
+			body = jsonpError(callback, http.StatusNotFound, http.StatusText(http.StatusNotFound))
+		case err != nil:
 			body = jsonpError(callback, statusOf(err), errorText(err))
-		} else {
+		default:
 			body = jsonpWrap(callback, formatInfo(info, infoJSON, time.Now()))
 		}
 		writeJSONP(w, body)
