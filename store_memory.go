@@ -101,7 +101,7 @@ func (s *MemoryStore) lookup(channel string, create bool, now time.Time) *memory
 				if t, ok := sh.tombstones[channel]; ok {
 					ch.floor = t
 				}
-				if now.Unix() < sh.floor.Time && sh.floor.Compare(ch.floor) > 0 {
+				if now.Unix() <= sh.floor.Time && sh.floor.Compare(ch.floor) > 0 {
 					ch.floor = sh.floor
 				}
 				sh.channels[channel] = ch
