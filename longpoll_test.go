@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -319,4 +320,26 @@ func TestSpecSubscriberMethods(t *testing.T) {
 	require.Equal(t, "GET, OPTIONS", r.Header.Get("Allow"))
 	_, err := e.hub.ChannelInfo(t.Context(), "s12")
 	require.ErrorIs(t, err, ErrChannelNotFound, "nothing was published or created")
+}
+
+// B1, P1: with the buffer disabled, a subscription that exists when a
+// message is published receives it, even if it had not started waiting yet
+// (the publisher counted it).
+func TestSpecBufferDisabledSubscribedBeforePublish(t *testing.T) {
+	hub := New(Options{MessageBufferLength: -1})
+	defer hub.Shutdown(context.Background())
+	_, _, err := hub.Publish(t.Context(), "live", &Message{Data: []byte("before")})
+	require.NoError(t, err)
+	sub, err := hub.Subscribe(t.Context(), []string{"live"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	_, n, err := hub.Publish(t.Context(), "live", &Message{Data: []byte("after")})
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "counted as a subscriber")
+
+	ctx, cancel := context.WithTimeout(t.Context(), specWait)
+	defer cancel()
+	m, err := sub.Next(ctx)
+	require.NoError(t, err, "the message published while subscribed was lost")
+	require.Equal(t, "after", string(m.Data))
 }
