@@ -55,6 +55,7 @@ func TestSpecIDCarriers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e := e.specFor(t)
 			var extra []string
 			if c.query != "" {
 				extra = append(extra, c.query)
@@ -96,6 +97,7 @@ func TestSpecIDInvalid(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
+			e := e.specFor(t)
 			var extra []string
 			if c.query != "" {
 				extra = append(extra, c.query)

@@ -122,6 +122,7 @@ func TestSpecLongPollOlderThanBuffer(t *testing.T) {
 	}
 	for name, hdr := range starts {
 		t.Run(name, func(t *testing.T) {
+			e := e.specFor(t)
 			var got []string
 			for range 3 {
 				r := e.specPoll(e.specURL("/sub", "old"), hdr)

@@ -64,6 +64,7 @@ func TestSpecPublishBodiesByteExact(t *testing.T) {
 	e := newSpecEnv(t, Options{})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e := e.specFor(t)
 			ch := "bytes-" + c.name
 			// Once held (released by the publish), once fetched from the buffer.
 			held := e.specPollAsync(e.specURL("/sub", ch), nil)
@@ -137,6 +138,7 @@ func TestSpecChannelInfoFormats(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.accept, func(t *testing.T) {
+			e := e.specFor(t)
 			r := e.specMust(e.specDo(http.MethodGet, e.specURL("/pub", "info"), nil, http.Header{"Accept": {c.accept}}))
 			require.Equal(t, http.StatusOK, r.Status)
 			require.Equal(t, c.ct, r.Header.Get("Content-Type"))
@@ -442,4 +444,29 @@ func TestSpecAuthorizeHooks(t *testing.T) {
 	defer mu.Unlock()
 	require.Contains(t, pubCalls, "POST open")
 	require.Equal(t, []string{"forbidden", "login+x", "open"}, subCalls)
+}
+
+// P1: when the 201 is written, every subscriber has been handed the
+// message: it is available at once, without waiting.
+func TestSpecPublishHandedBeforeAnswer(t *testing.T) {
+	e := newSpecEnv(t, Options{})
+	var subs []*Subscription
+	for range 3 {
+		sub, err := e.hub.Subscribe(t.Context(), []string{"handed"}, "")
+		require.NoError(t, err)
+		defer sub.Close()
+		subs = append(subs, sub)
+	}
+	for i := range 3 {
+		body := "m" + strconv.Itoa(i)
+		r := e.specPublish("handed", []byte(body), "")
+		require.Equal(t, http.StatusCreated, r.Status)
+		require.Contains(t, string(r.Body), "active subscribers: 3")
+		for _, sub := range subs {
+			m, err := sub.TryNext(t.Context())
+			require.NoError(t, err)
+			require.NotNil(t, m, "message available when the answer was written")
+			require.Equal(t, body, string(m.Data))
+		}
+	}
 }

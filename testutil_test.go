@@ -57,6 +57,13 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 	return env
 }
 
+// specFor returns e reporting to t (a subtest).
+func (e *specEnv) specFor(t *testing.T) *specEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // specClock is a settable clock for a MemoryStore.
 type specClock struct {
 	mu sync.Mutex
