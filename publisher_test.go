@@ -449,10 +449,22 @@ func TestSpecAuthorizeHooks(t *testing.T) {
 // P1: when the 201 is written, every subscriber has been handed the
 // message: it is available at once, without waiting.
 func TestSpecPublishHandedBeforeAnswer(t *testing.T) {
-	e := newSpecEnv(t, Options{})
+	t.Run("buffered", func(t *testing.T) { specHandedBeforeAnswer(t, Options{}) })
+	t.Run("no buffer", func(t *testing.T) { specHandedBeforeAnswer(t, Options{MessageBufferLength: -1}) })
+}
+
+func specHandedBeforeAnswer(t *testing.T, opts Options) {
+	e := newSpecEnv(t, opts)
+	e.specPublishOK("handed", "before")
+	from := "" // with no buffer: nothing to replay
+	if opts.MessageBufferLength >= 0 {
+		info, err := e.hub.ChannelInfo(t.Context(), "handed")
+		require.NoError(t, err)
+		from = info.LastMessageID.String()
+	}
 	var subs []*Subscription
 	for range 3 {
-		sub, err := e.hub.Subscribe(t.Context(), []string{"handed"}, "")
+		sub, err := e.hub.Subscribe(t.Context(), []string{"handed"}, from)
 		require.NoError(t, err)
 		defer sub.Close()
 		subs = append(subs, sub)
