@@ -79,6 +79,7 @@ func TestSpecCORSAllowed(t *testing.T) {
 	specRequireCORS(t, r, origin, "304")
 
 	// 410 on delete.
+	e.specWaitHeld("c", 0) // the answered request has let go
 	held := e.specPollAsync(e.specURL("/sub", "c"), next)
 	e.specWaitHeld("c", 1)
 	_, err := e.hub.DeleteChannel(t.Context(), "c")

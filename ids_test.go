@@ -184,6 +184,7 @@ func TestSpecCompoundID(t *testing.T) {
 	require.Equal(t, []string{"b0", "b1", "b2", "b3"}, bs, "all: %v", got)
 
 	// Then the walker is held; a message on either channel releases it.
+	e.specWaitHeld("b", 1) // goSub only: the answered requests have let go
 	held := e.specPollAsync(target, hdr)
 	e.specWaitHeld("b", 2) // the HTTP walker and goSub
 	specNotYet(t, held)
@@ -199,6 +200,7 @@ func TestSpecCompoundID(t *testing.T) {
 	}
 
 	// S10: deleting one channel ends the subscription.
+	e.specWaitHeld("a", 1) // goSub only
 	held = e.specPollAsync(target, specNextHeaders(r))
 	e.specWaitHeld("a", 2)
 	_, err = e.hub.DeleteChannel(t.Context(), "a")

@@ -149,3 +149,32 @@ func TestSpecJSONPPublisher(t *testing.T) {
 	require.Equal(t, "error", v["status"])
 	require.EqualValues(t, 404, v["code"])
 }
+
+// S9, I5: JSONP to several channels carries the compound id, which resumes
+// through ?last_event_id=.
+func TestSpecJSONPCompoundID(t *testing.T) {
+	e := newSpecEnv(t, Options{})
+	target := e.srv.URL + "/sub?id=a&id=b&callback=cb"
+	e.specPublishOK("a", "a0")
+	v := specJSONP(t, e.specPoll(target, nil), "cb")
+	require.Equal(t, "a0", v["data"])
+	require.Equal(t, "a", v["channel"])
+	id := v["id"].(string)
+	require.Contains(t, id, ",", "a compound id: %s", id)
+
+	e.specPublishOK("b", "b0")
+	e.specPublishOK("a", "a1")
+	var got []string
+	for range 2 {
+		v = specJSONP(t, e.specPoll(target+"&last_event_id="+url.QueryEscape(id), nil), "cb")
+		got = append(got, v["data"].(string))
+		id = v["id"].(string)
+	}
+	require.ElementsMatch(t, []string{"b0", "a1"}, got)
+	e.specWaitHeld("a", 0) // the answered request has let go
+	held := e.specPollAsync(target+"&last_event_id="+url.QueryEscape(id), nil)
+	e.specWaitHeld("a", 1)
+	specNotYet(t, held)
+	e.specPublishOK("b", "b1")
+	require.Equal(t, "b1", specJSONP(t, specAwait(t, held), "cb")["data"])
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -24,6 +25,7 @@ func TestSpecPublishAcceptedVsCreated(t *testing.T) {
 	// A subscriber at the newest position is held.
 	first := e.specPoll(e.specURL("/sub", "p1"), nil)
 	require.Equal(t, "first", string(first.Body))
+	e.specWaitHeld("p1", 0) // the answered request has let go
 	held := e.specPollAsync(e.specURL("/sub", "p1"), specNextHeaders(first))
 	e.specWaitHeld("p1", 1)
 	specNotYet(t, held)
@@ -149,6 +151,7 @@ func TestSpecChannelInfoFormats(t *testing.T) {
 	// After a subscriber asked, "requested" counts seconds (>= 0), and a
 	// subscriber to several channels counts once in each.
 	require.Equal(t, "a", string(e.specPoll(e.specURL("/sub", "info"), nil).Body))
+	e.specWaitHeld("info", 0) // the answered request has let go
 	held := e.specPollAsync(e.srv.URL+"/sub?id=info&id=other", http.Header{"Last-Event-ID": {last + ",-"}})
 	e.specWaitHeld("info", 1)
 	e.specWaitHeld("other", 1)
@@ -244,6 +247,7 @@ func TestSpecPublisherPut(t *testing.T) {
 		first := e.specPoll(e.specURL("/sub", "put"), nil)
 		require.Equal(t, "one", string(first.Body))
 		require.Equal(t, "text/x-one", first.Header.Get("Content-Type"))
+		e.specWaitHeld("put", 0) // the answered request has let go
 		held := e.specPollAsync(e.specURL("/sub", "put"), specNextHeaders(first))
 		e.specWaitHeld("put", 1)
 		r = e.specMust(e.specDo(http.MethodPut, e.specURL("/pub", "put"), []byte("two"), nil))
@@ -258,6 +262,7 @@ func TestSpecPublisherDelete(t *testing.T) {
 	e := newSpecEnv(t, Options{})
 	e.specPublishOK("del", "m1")
 	first := e.specPoll(e.specURL("/sub", "del"), nil)
+	e.specWaitHeld("del", 0) // the answered request has let go
 	held1 := e.specPollAsync(e.specURL("/sub", "del"), specNextHeaders(first))
 	held2 := e.specPollAsync(e.specURL("/sub", "del"), specNextHeaders(first))
 	e.specWaitHeld("del", 2)
@@ -481,4 +486,18 @@ func specHandedBeforeAnswer(t *testing.T, opts Options) {
 			require.Equal(t, body, string(m.Data))
 		}
 	}
+}
+
+// P6: "requested" is the seconds since a subscriber last asked.
+func TestSpecChannelInfoRequested(t *testing.T) {
+	clock := newSpecClock(time.Now().Add(-7 * time.Second))
+	e := newSpecEnv(t, Options{Store: specNewMemoryStore(t, clock.Now)})
+	e.specPublishOK("rq", "x")
+	require.Equal(t, http.StatusOK, e.specPoll(e.specURL("/sub", "rq"), nil).Status)
+	e.specWaitHeld("rq", 0)
+	r := e.specMust(e.specDo(http.MethodGet, e.specURL("/pub", "rq"), nil, http.Header{"Accept": {"text/json"}}))
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &v), "%s", r.Body)
+	require.InDelta(t, 7, v["requested"], 2)
+	require.EqualValues(t, 0, v["subscribers"], "the subscriber has gone")
 }

@@ -17,6 +17,7 @@ func TestSpecShutdownAnswersHeld(t *testing.T) {
 	e := newSpecEnv(t, Options{})
 	e.specPublishOK("s", "m0")
 	first := e.specPoll(e.specURL("/sub", "s"), nil)
+	e.specWaitHeld("s", 0) // the answered request has let go
 	atPos := e.specPollAsync(e.specURL("/sub", "s"), specNextHeaders(first))
 	fresh := e.specPollAsync(e.specURL("/sub", "empty"), nil)
 	multi := e.specPollAsync(e.srv.URL+"/sub?id=s&id=empty", http.Header{"Last-Event-Id": {specIDOf(t, first) + ",-"}})

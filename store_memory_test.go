@@ -146,6 +146,7 @@ func TestSpecMessageTTLOverHTTP(t *testing.T) {
 	e := newSpecEnv(t, Options{Store: specNewMemoryStore(t, clock.Now), MessageTTL: time.Minute})
 	e.specPublishOK("ttl", "old")
 	require.Equal(t, "old", string(e.specPoll(e.specURL("/sub", "ttl"), nil).Body))
+	e.specWaitHeld("ttl", 0) // the answered request has let go
 	clock.Add(time.Minute)
 	held := e.specPollAsync(e.specURL("/sub", "ttl"), nil)
 	e.specWaitHeld("ttl", 1)
