@@ -501,3 +501,45 @@ func TestSpecChannelInfoRequested(t *testing.T) {
 	require.InDelta(t, 7, v["requested"], 2)
 	require.EqualValues(t, 0, v["subscribers"], "the subscriber has gone")
 }
+
+// P7 with Options.ChannelIDs: the app's extractor decides; its errors are
+// 400 with their text (or an *HTTPError's status); no ids is the 404.
+func TestSpecCustomChannelIDs(t *testing.T) {
+	e := newSpecEnv(t, Options{ChannelIDs: func(r *http.Request) ([]string, error) {
+		switch v := r.Header.Get("X-Channel"); v {
+		case "":
+			return nil, nil
+		case "bad":
+			return nil, errors.New("X-Channel names no channel of yours")
+		case "login":
+			return nil, &HTTPError{StatusCode: http.StatusUnauthorized, Message: "log in first"}
+		default:
+			return strings.Split(v, " "), nil
+		}
+	}})
+	do := func(method, path, channel string, body []byte) specResp {
+		return e.specMust(e.specDo(method, e.srv.URL+path+"?id=ignored", body, http.Header{"X-Channel": {channel}}))
+	}
+	r := do(http.MethodPost, "/pub", "custom", []byte("hi"))
+	require.Equal(t, http.StatusAccepted, r.Status)
+	_, err := e.hub.ChannelInfo(t.Context(), "ignored")
+	require.ErrorIs(t, err, ErrChannelNotFound, "?id= is not read")
+	r = do(http.MethodGet, "/sub", "custom", nil)
+	require.Equal(t, "hi", string(r.Body))
+
+	for _, path := range []string{"/pub", "/sub"} {
+		r = do(http.MethodGet, path, "bad", nil)
+		require.Equal(t, http.StatusBadRequest, r.Status, path)
+		require.Equal(t, "X-Channel names no channel of yours", string(r.Body), path)
+		r = do(http.MethodGet, path, "login", nil)
+		require.Equal(t, http.StatusUnauthorized, r.Status, path)
+		require.Equal(t, "log in first", string(r.Body), path)
+		r = e.specMust(e.specDo(http.MethodGet, e.srv.URL+path+"?id=x", nil, nil))
+		require.Equal(t, http.StatusNotFound, r.Status, path)
+		require.Equal(t, "No channel id provided.", string(r.Body), path)
+		r = do(http.MethodGet, path, "a\xffb", nil)
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s: the app's ids are validated too", path)
+	}
+	r = do(http.MethodPost, "/pub", "two channels", []byte("x"))
+	require.Equal(t, http.StatusBadRequest, r.Status, "one channel per publish")
+}
