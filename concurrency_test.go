@@ -17,6 +17,9 @@ import (
 // Every subscriber sees every message exactly once, in the order the store
 // assigned, and each publisher's messages in the order it sent them.
 func TestSpecConcurrentWalkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 long-polls: skipped with -short")
+	}
 	const (
 		subscribers = 200
 		publishers  = 4
