@@ -43,7 +43,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	callback := r.URL.Query().Get("callback")
-	if callback != "" && !validCallback(callback) {
+	if _, ok := r.URL.Query()["callback"]; ok && !validCallback(callback) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
@@ -132,9 +132,12 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 func (h *Hub) answerPublisher(w http.ResponseWriter, r *http.Request, callback string, status int, info ChannelInfo, err error) {
 	if callback != "" {
 		var body []byte
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrChannelNotFound): // 404 as without JSONP (P3)
+			body = jsonpError(callback, http.StatusNotFound, http.StatusText(http.StatusNotFound))
+		case err != nil:
 			body = jsonpError(callback, statusOf(err), errorText(err))
-		} else {
+		default:
 			body = jsonpWrap(callback, formatInfo(info, infoJSON, time.Now()))
 		}
 		writeJSONP(w, body)
