@@ -42,8 +42,9 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, "Method not allowed: use "+publisherAllow+".")
 		return
 	}
-	callback := r.URL.Query().Get("callback")
-	if _, ok := r.URL.Query()["callback"]; ok && !validCallback(callback) {
+	query := r.URL.Query()
+	callback := query.Get("callback")
+	if _, ok := query["callback"]; ok && !validCallback(callback) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
