@@ -100,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// No retries: a publish whose answer was lost must not be stored twice;
 	// the caller (a publisher answered 503) decides.
 	ro.MaxRetries = -1
+	ro.DialerRetries = 1 // fail fast when Redis is down
 	ro.ContextTimeoutEnabled = true
 	ro.DisableIdentity = true
 	s := &Store{
