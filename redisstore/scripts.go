@@ -37,8 +37,9 @@ local function ns(s) return #s .. ':' .. s end
 -- newest dropped id
 local function trim_expired(c, now)
   local s = sk(c)
+  local n = 1 -- usually the first message has not expired: look at it alone
   while true do
-    local e = redis.call('XRANGE', s, '-', '+', 'COUNT', 16)
+    local e = redis.call('XRANGE', s, '-', '+', 'COUNT', n)
     local ids = {}
     for _, ent in ipairs(e) do
       local x = num(ent[2][2])
@@ -49,6 +50,7 @@ local function trim_expired(c, now)
     redis.call('HSET', ck(c), 'dt', dt, 'dg', dg)
     redis.call('XDEL', s, unpack(ids))
     if #ids < #e then return end
+    n = 16
   end
 end
 
