@@ -19,10 +19,12 @@ const pingEvery = 10 * time.Second
 // node, and calls the watchers. After the connection was lost and is back
 // (go-redis re-subscribes), it sends EventReset: notifications may have
 // been missed, Hubs re-read by position from the buffers.
-func (s *Store) listen(ps *redis.PubSub) {
+func (s *Store) listen() {
 	defer s.wg.Done()
-	defer ps.Close()
-	lost := false
+	s.psMu.Lock()
+	ps := s.ps
+	s.psMu.Unlock()
+	lost, pinged := false, false
 	backoff := 50 * time.Millisecond
 	for {
 		v, err := ps.ReceiveTimeout(s.ctx, pingEvery)
@@ -32,9 +34,18 @@ func (s *Store) listen(ps *redis.PubSub) {
 		if err != nil {
 			var ne net.Error
 			if !lost && errors.As(err, &ne) && ne.Timeout() {
-				if ps.Ping(s.ctx) == nil {
+				if !pinged && ps.Ping(s.ctx) == nil {
+					pinged = true
 					continue
 				}
+				// No answer to a ping: the connection is dead without
+				// saying so. Start over on a new one.
+				s.log.Warn("redisstore: the notification connection to Redis does not answer; reconnecting")
+				if ps = s.resubscribe(); ps == nil {
+					return
+				}
+				lost, pinged = true, false
+				continue
 			}
 			if !lost {
 				s.log.Warn("redisstore: lost the notification connection to Redis; retrying", "error", err)
@@ -50,7 +61,7 @@ func (s *Store) listen(ps *redis.PubSub) {
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		backoff, pinged = 50*time.Millisecond, false
 		switch m := v.(type) {
 		case *redis.Subscription:
 			if lost && m.Kind == "subscribe" {
@@ -61,12 +72,28 @@ func (s *Store) listen(ps *redis.PubSub) {
 			}
 		case *redis.Message:
 			if ev, ok := decodeEvent(m.Payload); ok {
+				if ev.Message != nil {
+					s.seen(ev.Message.ID.Time)
+				}
 				s.notify(ev)
 			} else {
 				s.log.Error("redisstore: malformed notification", "payload", m.Payload)
 			}
 		}
 	}
+}
+
+// resubscribe replaces the notification subscription with a new one, or
+// returns nil after Close.
+func (s *Store) resubscribe() *redis.PubSub {
+	s.psMu.Lock()
+	defer s.psMu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	s.ps.Close()
+	s.ps = s.rdb.Subscribe(s.ctx, s.events)
+	return s.ps
 }
 
 // decodeEvent parses what the scripts PUBLISH: "m" then the netstrings

@@ -104,7 +104,8 @@ end
 `
 
 // publishScript: ARGV 3 data, 4 content type, 5 event name, 6 buffer
-// length, 7 message TTL ms, 8 channel timeout ms, 9 notification channel.
+// length, 7 message TTL ms, 8 channel timeout ms, 9 notification channel,
+// 10 the greatest T this node has seen.
 // Returns {T, G, time ms, info...}.
 var publishScript = redis.NewScript(luaHeader + `
 local c = ARGV[2]
@@ -112,8 +113,15 @@ local buflen, ttl, to = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local now = now_ms()
 -- the id: T = max(now, every T ever assigned), tag counts within T
 local T = math.floor(now / 1000)
-local clock = num(redis.call('GET', CLOCK))
+local cv = redis.call('GET', CLOCK)
+local clock = num(cv)
 if T < clock then T = clock end
+if not cv then
+  -- no clock: a new key prefix, or Redis lost its data (a restart without
+  -- persistence); stay above every id this node has seen
+  local floor = tonumber(ARGV[10])
+  if T <= floor then T = floor + 1 end
+end
 local h = redis.call('HMGET', ck(c), 'lt', 'lg')
 local pt, pg = num(h[1]), num(h[2])
 local tomb = redis.call('GET', tk(c))

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +33,11 @@ type Options struct {
 	// one NodeID.
 	NodeID string
 
+	// TLSConfig, if set, is the TLS configuration for a rediss:// URL (for
+	// example with RootCAs for a private CA). Nil: the system's roots and
+	// the host of the URL.
+	TLSConfig *tls.Config
+
 	// DialTimeout bounds connecting to Redis. 0 means 2 seconds.
 	DialTimeout time.Duration
 
@@ -54,7 +60,8 @@ type Options struct {
 // have shut down.
 type Store struct {
 	rdb    *redis.Client
-	ps     *redis.PubSub // the notification subscription
+	psMu   sync.Mutex
+	ps     *redis.PubSub // the notification subscription; guarded by psMu
 	prefix string
 	events string // notification channel
 	node   string
@@ -73,6 +80,9 @@ type Store struct {
 	counts   map[string]int
 	dirty    atomic.Bool // a count change may not have reached Redis
 	resyncCh chan struct{}
+
+	// maxT is the greatest id time this node has assigned or been told of.
+	maxT atomic.Int64
 
 	closed atomic.Bool
 	ctx    context.Context // cancelled by Close
@@ -93,6 +103,13 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: bad URL (want redis://[:password@]host:port/db or rediss://...): %w", err)
+	}
+	if ro.TLSConfig != nil && opts.TLSConfig != nil {
+		tc := opts.TLSConfig.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName = ro.TLSConfig.ServerName
+		}
+		ro.TLSConfig = tc
 	}
 	ro.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
 	ro.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
@@ -139,9 +156,19 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.ps = ps
 	s.wg.Add(2)
-	go s.listen(ps)
+	go s.listen()
 	go s.heartbeat()
 	return s, nil
+}
+
+// seen records id time t in maxT.
+func (s *Store) seen(t int64) {
+	for {
+		old := s.maxT.Load()
+		if t <= old || s.maxT.CompareAndSwap(old, t) {
+			return
+		}
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -199,7 +226,7 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // Publish implements push.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, cfg push.ChannelConfig) (*push.Message, push.ChannelInfo, error) {
 	v, err := s.run(ctx, "publish", publishScript, s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
-		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events)
+		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load())
 	if err != nil {
 		return nil, push.ChannelInfo{}, err
 	}
@@ -215,6 +242,7 @@ func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, 
 		ContentType: msg.ContentType,
 		EventName:   msg.EventName,
 	}
+	s.seen(stored.ID.Time)
 	return stored, parseInfo(r[3:]), nil
 }
 
@@ -440,7 +468,9 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
 		s.cancel()
+		s.psMu.Lock()
 		s.ps.Close() // ends a blocked read of listen
+		s.psMu.Unlock()
 		s.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
