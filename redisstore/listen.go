@@ -210,8 +210,14 @@ func (s *Store) heartbeat() {
 	}
 }
 
+// beat renews this node's deadline; if the node had been taken for dead
+// (its counts may be gone), it marks the counts for resync.
 func (s *Store) beat(ctx context.Context) error {
-	return heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "0").Err()
+	alive, err := heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "0").Int()
+	if err == nil && alive == 0 {
+		s.dirty.Store(true)
+	}
+	return err
 }
 
 // resync writes this node's counts to Redis.

@@ -195,7 +195,7 @@ func TestMultiNodeStress(t *testing.T) {
 	const subscribers, messages, publishers = 200, 500, 4
 	a, b := twoNodes(t, push.Options{MessageBufferLength: 1000})
 	nodes := []*node{a, b}
-	ctx := testCtx(t, 5*time.Minute)
+	ctx := testCtx(t, 8*time.Minute)
 	c := newClient(t)
 	const ch = "stress"
 	_, err := a.hub.CreateChannel(ctx, ch)

@@ -217,8 +217,7 @@ redis.call('PUBLISH', ARGV[3], 'd' .. ns(c))
 return inf
 `)
 
-// addSubScript: ARGV 3 node, 4 create (0/1), 5 channel timeout ms, 6 node
-// TTL ms. Returns the info, or false if the channel does not exist and
+// addSubScript: ARGV 3 node, 4 create (0/1), 5 channel timeout ms. Returns the info, or false if the channel does not exist and
 // create is 0.
 var addSubScript = redis.NewScript(luaHeader + `
 local c, node = ARGV[2], ARGV[3]
@@ -229,7 +228,6 @@ if ARGV[4] == '1' then
 elseif redis.call('EXISTS', ck(c)) == 0 then
   return false
 end
-redis.call('ZADD', NODES, now + tonumber(ARGV[6]), node)
 redis.call('HINCRBY', bk(c), node, 1)
 redis.call('SADD', nk(node), c)
 redis.call('HSET', ck(c), 'lr', now)
@@ -277,25 +275,32 @@ return 1
 
 // heartbeatScript keeps node ARGV[2] alive for ARGV[3] ms and lets the
 // channels counted only by dead nodes expire (at most 100 dead nodes, 1000
-// channels each, per beat). ARGV[4] = '1' removes the node itself (Close).
+// channels each, per beat). ARGV[4] = '1' marks the node itself dead
+// (Close). It returns 1 if the node was alive, 0 if its counts may have been
+// forgotten (it was dead or unknown): then the node writes them again.
 var heartbeatScript = redis.NewScript(luaHeader + `
 local node = ARGV[2]
 local now = now_ms()
+local prev = redis.call('ZSCORE', NODES, node)
+local alive = 0
+if prev and tonumber(prev) > now then alive = 1 end
 local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now, 'LIMIT', 0, 100)
 if ARGV[4] == '1' then
-  redis.call('ZREM', NODES, node)
+  redis.call('ZADD', NODES, 0, node)
   dead[#dead + 1] = node
 else
   redis.call('ZADD', NODES, now + tonumber(ARGV[3]), node)
 end
 for _, d in ipairs(dead) do
-  local chans = redis.call('SRANDMEMBER', nk(d), 1000)
-  for _, c in ipairs(chans) do
-    redis.call('SREM', nk(d), c)
-    redis.call('HDEL', bk(c), d)
-    if redis.call('EXISTS', ck(c)) == 1 then apply_expiry(c, now, live_subs(c, now)) end
+  if d ~= node or ARGV[4] == '1' then
+    local chans = redis.call('SRANDMEMBER', nk(d), 1000)
+    for _, c in ipairs(chans) do
+      redis.call('SREM', nk(d), c)
+      redis.call('HDEL', bk(c), d)
+      if redis.call('EXISTS', ck(c)) == 1 then apply_expiry(c, now, live_subs(c, now)) end
+    end
+    if redis.call('SCARD', nk(d)) == 0 then redis.call('ZREM', NODES, d) end
   end
-  if redis.call('SCARD', nk(d)) == 0 then redis.call('ZREM', NODES, d) end
 end
-return 1
+return alive
 `)

@@ -369,10 +369,14 @@ func (s *Store) AddSubscriber(ctx context.Context, channel string, cfg push.Chan
 	}
 	s.countMu.RLock()
 	defer s.countMu.RUnlock()
-	v, err := s.run(ctx, "add subscriber", addSubScript, s.prefix, channel, s.node, c, ms(cfg.ChannelTimeout), ms(s.ttl))
+	v, err := s.run(ctx, "add subscriber", addSubScript, s.prefix, channel, s.node, c, ms(cfg.ChannelTimeout))
 	if err != nil {
 		if errors.Is(err, push.ErrStoreUnavailable) || ctx.Err() != nil {
-			s.dirty.Store(true) // it may have been counted
+			// It may have been counted: have resync write the true count.
+			s.localMu.Lock()
+			s.counts[channel] += 0
+			s.localMu.Unlock()
+			s.dirty.Store(true)
 		}
 		return push.ChannelInfo{}, err
 	}
