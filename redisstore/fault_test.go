@@ -179,3 +179,63 @@ func TestUnavailable(t *testing.T) {
 	require.Len(t, b.Messages, 1)
 	require.Equal(t, "3", string(b.Messages[0].Data))
 }
+
+// TestNotificationReset: when a node's notification connection is cut, the
+// store re-subscribes and sends EventReset, and a subscriber waiting on that
+// node still gets the message published meanwhile on another node.
+func TestNotificationReset(t *testing.T) {
+	a, b := twoNodes(t, push.Options{})
+	ctx := testCtx(t, 30*time.Second)
+	resets := make(chan struct{}, 10)
+	cancel := b.store.Watch(func(e push.Event) {
+		if e.Type == push.EventReset {
+			resets <- struct{}{}
+		}
+	})
+	defer cancel()
+	sub, err := b.hub.Subscribe(ctx, []string{"cut"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	got := make(chan *push.Message, 1)
+	go func() {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	// Cut every pub/sub connection (both nodes'), then publish at once.
+	n, err := a.store.rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "one notification connection per node")
+	m, _, err := a.hub.Publish(ctx, "cut", &push.Message{Data: []byte("during the cut")})
+	require.NoError(t, err)
+	select {
+	case <-resets:
+	case <-ctx.Done():
+		t.Fatal("no EventReset after the notification connection was cut")
+	}
+	select {
+	case g := <-got:
+		require.Equal(t, m.ID, g.ID)
+	case <-ctx.Done():
+		t.Fatal("the waiting subscriber never got the message")
+	}
+	// Notifications flow again.
+	evs := make(chan push.Event, 10)
+	cancel2 := b.store.Watch(func(e push.Event) { evs <- e })
+	defer cancel2()
+	m2, _, err := a.hub.Publish(ctx, "cut", &push.Message{Data: []byte("after")})
+	require.NoError(t, err)
+	for {
+		select {
+		case e := <-evs:
+			if e.Type == push.EventMessage {
+				require.Equal(t, m2.ID, e.Message.ID)
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no notification after the reset")
+		}
+	}
+}
