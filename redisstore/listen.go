@@ -227,11 +227,11 @@ func (s *Store) resync(ctx context.Context) error {
 	s.dirty.Store(false)
 	s.localMu.Lock()
 	args := []any{s.prefix, s.node, ms(s.ttl)}
-	for c, n := range s.counts {
-		args = append(args, c, n)
+	for c, lc := range s.counts {
+		args = append(args, c, lc.n, lc.timeout)
 	}
 	s.localMu.Unlock()
-	const chunk = 2 * 500
+	const chunk = 3 * 500
 	for i := 3; ; i += chunk {
 		end := min(i+chunk, len(args))
 		part := append(args[:3:3], args[i:end]...)
@@ -244,8 +244,8 @@ func (s *Store) resync(ctx context.Context) error {
 		}
 	}
 	s.localMu.Lock()
-	for c, n := range s.counts {
-		if n == 0 {
+	for c, lc := range s.counts {
+		if lc.n == 0 {
 			delete(s.counts, c)
 		}
 	}

@@ -179,3 +179,23 @@ func TestIDsAfterDataLoss(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond)
 	require.Equal(t, 1, m.ID.Compare(last), "id %v after a data loss, the last before was %v", m.ID, last)
 }
+
+// TestCountsAfterDataLoss: after Redis restarted without persistence, a node
+// writes back the subscribers it holds, creating their channel again.
+func TestCountsAfterDataLoss(t *testing.T) {
+	r := startRedis(t)
+	s := newTestStore(t, r, "")
+	ctx := testCtx(t, 30*time.Second)
+	cfg := push.ChannelConfig{ChannelTimeout: time.Minute}
+	for i := 0; i < 2; i++ {
+		_, err := s.AddSubscriber(ctx, "held", cfg, true)
+		require.NoError(t, err)
+	}
+	r.kill()
+	r.start()
+	waitSubscribers(t, s, "held", 2)
+	require.NoError(t, s.RemoveSubscriber(ctx, "held"))
+	ci, err := s.ChannelInfo(ctx, "held")
+	require.NoError(t, err)
+	require.Equal(t, 1, ci.Subscribers)
+}

@@ -251,14 +251,15 @@ return 1
 `)
 
 // syncScript sets a node's counts to what it knows: ARGV 2 node, 3 node TTL
-// ms, then channel, count pairs. A channel that no longer exists is left
-// alone. It also forgets the counts of dead nodes (see reap).
+// ms, then channel, count, channel timeout ms triples. A channel that is
+// gone (Redis lost its data) while it has subscribers is created again.
 var syncScript = redis.NewScript(luaHeader + `
 local node = ARGV[2]
 local now = now_ms()
 redis.call('ZADD', NODES, now + tonumber(ARGV[3]), node)
-for i = 4, #ARGV, 2 do
+for i = 4, #ARGV, 3 do
   local c, n = ARGV[i], tonumber(ARGV[i + 1])
+  if n > 0 then create(c, tonumber(ARGV[i + 2])) end
   if redis.call('EXISTS', ck(c)) == 1 then
     if n > 0 then
       redis.call('HSET', bk(c), node, n)

@@ -77,7 +77,7 @@ type Store struct {
 	// and for writing by resync.
 	countMu  sync.RWMutex
 	localMu  sync.Mutex
-	counts   map[string]int
+	counts   map[string]*nodeCount
 	dirty    atomic.Bool // a count change may not have reached Redis
 	resyncCh chan struct{}
 
@@ -92,6 +92,23 @@ type Store struct {
 }
 
 type watcher struct{ fn func(push.Event) }
+
+// nodeCount is what this node knows of a channel it counts subscribers on.
+type nodeCount struct {
+	n       int   // subscribers
+	timeout int64 // channel timeout (ms), to create the channel again
+}
+
+// local returns the count of channel, creating it; localMu must be held.
+func (s *Store) local(channel string, cfg push.ChannelConfig) *nodeCount {
+	lc := s.counts[channel]
+	if lc == nil {
+		lc = &nodeCount{}
+		s.counts[channel] = lc
+	}
+	lc.timeout = ms(cfg.ChannelTimeout)
+	return lc
+}
 
 // New connects to Redis, subscribes to the store's notifications and
 // returns the Store. It fails if Redis cannot be reached within ctx.
@@ -126,7 +143,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		node:     opts.NodeID,
 		ttl:      orDefault(opts.NodeTTL, 15*time.Second),
 		log:      opts.Logger,
-		counts:   make(map[string]int),
+		counts:   make(map[string]*nodeCount),
 		resyncCh: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -374,7 +391,7 @@ func (s *Store) AddSubscriber(ctx context.Context, channel string, cfg push.Chan
 		if errors.Is(err, push.ErrStoreUnavailable) || ctx.Err() != nil {
 			// It may have been counted: have resync write the true count.
 			s.localMu.Lock()
-			s.counts[channel] += 0
+			s.local(channel, cfg)
 			s.localMu.Unlock()
 			s.dirty.Store(true)
 		}
@@ -384,7 +401,7 @@ func (s *Store) AddSubscriber(ctx context.Context, channel string, cfg push.Chan
 		return push.ChannelInfo{}, push.ErrChannelNotFound
 	}
 	s.localMu.Lock()
-	s.counts[channel]++
+	s.local(channel, cfg).n++
 	s.localMu.Unlock()
 	return infoReply(v)
 }
@@ -398,12 +415,13 @@ func (s *Store) RemoveSubscriber(ctx context.Context, channel string) error {
 	s.countMu.RLock()
 	defer s.countMu.RUnlock()
 	s.localMu.Lock()
-	n := s.counts[channel] - 1
-	if n > 0 {
-		s.counts[channel] = n
-	} else {
-		s.counts[channel] = 0 // deleted once Redis agrees
+	lc := s.counts[channel]
+	if lc == nil {
+		lc = &nodeCount{}
+		s.counts[channel] = lc
 	}
+	lc.n = max(lc.n-1, 0) // the entry is deleted at 0 once Redis agrees
+	n := lc.n
 	s.localMu.Unlock()
 	_, err := s.run(ctx, "remove subscriber", removeSubScript, s.prefix, channel, s.node)
 	if err != nil {
@@ -413,7 +431,7 @@ func (s *Store) RemoveSubscriber(ctx context.Context, channel string) error {
 	}
 	if n <= 0 {
 		s.localMu.Lock()
-		if s.counts[channel] == 0 {
+		if lc := s.counts[channel]; lc != nil && lc.n == 0 {
 			delete(s.counts, channel)
 		}
 		s.localMu.Unlock()
