@@ -36,6 +36,12 @@
 // channels it alone kept alive start to expire. Each node also remembers its
 // own counts and writes them back after Redis was unreachable or restarted.
 //
+// Redis should keep what it acknowledged: run it with appendonly yes
+// (appendfsync always for no loss at all on a crash) and maxmemory-policy
+// noeviction. If it restarts empty anyway, buffers are lost, but ids still
+// increase (each node stays above the greatest id it has seen) and nodes
+// write back the subscriber counts of the channels they hold.
+//
 // When Redis cannot be reached, calls fail at once with an error wrapping
 // push.ErrStoreUnavailable (publishers answer 503); subscribers already
 // waiting stay waiting. When Redis is back, everything continues without a
