@@ -49,6 +49,7 @@ func TestMultiNodeDelivery(t *testing.T) {
 	info, err := a.hub.ChannelInfo(ctx, "news")
 	require.NoError(t, err)
 	require.Equal(t, 2, info.Subscribers)
+	require.WithinDuration(t, time.Now(), info.LastRequested, 10*time.Second, "LastRequested set by node B, seen on node A")
 
 	status, err := publishHTTP(ctx, c, a, "news", "hello from A")
 	require.NoError(t, err)
