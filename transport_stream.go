@@ -144,17 +144,17 @@ type httpStream struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	armed   bool
 }
 
 func newHTTPStream(w http.ResponseWriter, timeout time.Duration) httpStream {
 	return httpStream{w: w, rc: http.NewResponseController(w), timeout: timeout}
 }
 
-// write writes b under the write deadline.
+// write writes b under the write deadline. The deadline is renewed for
+// each message, not once per batch, so a client that takes each message in
+// time is never cut however far behind it is.
 func (s *httpStream) write(b []byte) error {
-	if !s.armed && s.timeout > 0 {
-		s.armed = true
+	if s.timeout > 0 {
 		s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
 	_, err := s.w.Write(b)
@@ -162,10 +162,9 @@ func (s *httpStream) write(b []byte) error {
 }
 
 func (s *httpStream) flush() error {
-	if !s.armed && s.timeout > 0 {
+	if s.timeout > 0 {
 		s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
-	s.armed = false
 	return s.rc.Flush()
 }
 

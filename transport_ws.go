@@ -118,21 +118,17 @@ type wsFraming struct {
 	multi    bool
 	timeout  time.Duration
 	pingWait time.Duration
-	wctx     context.Context // the deadline of the current batch
-	cancel   context.CancelFunc
 	buf      []byte
 }
 
-// batchCtx returns the context of the current batch, with its deadline.
-func (f *wsFraming) batchCtx() context.Context {
-	if f.wctx == nil {
-		if f.timeout > 0 {
-			f.wctx, f.cancel = context.WithTimeout(f.ctx, f.timeout)
-		} else {
-			f.wctx, f.cancel = f.ctx, func() {}
-		}
+// write writes one frame under the write deadline.
+func (f *wsFraming) write(typ websocket.MessageType, data []byte) error {
+	if f.timeout <= 0 {
+		return f.c.Write(f.ctx, typ, data)
 	}
-	return f.wctx
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
+	defer cancel()
+	return f.c.Write(ctx, typ, data)
 }
 
 func (f *wsFraming) message(m *Message) error {
@@ -152,7 +148,7 @@ func (f *wsFraming) message(m *Message) error {
 		f.buf = append(f.buf, m.encoded(framingWSMetaBody, buildWSMetaBody)...)
 		data = f.buf
 	}
-	return f.c.Write(f.batchCtx(), typ, data)
+	return f.write(typ, data)
 }
 
 // missed sends, in ws+meta mode, a frame with the position before the gap
@@ -162,16 +158,11 @@ func (f *wsFraming) missed() error {
 		return nil
 	}
 	frame := "id: " + f.sub.gapFrom + "\ncontent-type: " + wsMissedType + "\n\n"
-	return f.c.Write(f.batchCtx(), websocket.MessageText, []byte(frame))
+	return f.write(websocket.MessageText, []byte(frame))
 }
 
-func (f *wsFraming) flush() error {
-	if f.cancel != nil {
-		f.cancel()
-		f.wctx, f.cancel = nil, nil
-	}
-	return nil
-}
+// flush does nothing: coder/websocket flushes every frame.
+func (f *wsFraming) flush() error { return nil }
 
 // ping sends a ping and waits for the pong (the reader goroutine reads it).
 func (f *wsFraming) ping() error {
