@@ -247,12 +247,13 @@ func trWaitSubscribers(b *testing.B, h *Hub, n int) {
 	b.Fatalf("not %d subscribers after 60s", n)
 }
 
-func trInUse() uint64 {
+// trInUse returns the heap and stack bytes in use after a GC.
+func trInUse() (heap, stack int64) {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return int64(ms.HeapInuse), int64(ms.StackInuse)
 }
 
 // BenchmarkTrIdleMemory reports the server's memory per idle subscriber
@@ -260,18 +261,21 @@ func trInUse() uint64 {
 func BenchmarkTrIdleMemory(b *testing.B) {
 	for _, kind := range []string{"websocket", "eventsource"} {
 		b.Run(kind, func(b *testing.B) {
-			var perSub float64
+			var heap, stack float64
 			for range b.N {
 				h, srv := trBenchServer(b, Options{})
-				before := trInUse()
+				heap0, stack0 := trInUse()
 				child := trStartChild(b, srv.Listener.Addr().String(), kind, trIdleSubs)
 				trWaitSubscribers(b, h, trIdleSubs)
-				after := trInUse()
-				perSub = float64(int64(after)-int64(before)) / trIdleSubs
+				heap1, stack1 := trInUse()
+				heap = float64(heap1-heap0) / trIdleSubs
+				stack = float64(stack1-stack0) / trIdleSubs
 				child.stop()
 				trStopServer(h, srv)
 			}
-			b.ReportMetric(perSub, "bytes/sub")
+			b.ReportMetric(heap+stack, "bytes/sub")
+			b.ReportMetric(heap, "heap-bytes/sub")
+			b.ReportMetric(stack, "stack-bytes/sub")
 		})
 	}
 }
