@@ -25,8 +25,7 @@ func TestTransportFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Transports != push.AllTransports || o.PingInterval != push.DefaultPingInterval ||
-		o.WriteTimeout != push.DefaultWriteTimeout || !o.LongPollCatchUp {
+	if o.Transports != 0 || o.PingInterval != 0 || o.WriteTimeout != 0 || !o.LongPollCatchUp {
 		t.Errorf("defaults: got %+v", o)
 	}
 	o, err = parse("-transports", "websocket,longpoll", "-ping-interval", "0", "-write-timeout", "3s", "-longpoll-catchup=false")
