@@ -495,3 +495,22 @@ func TestTrWSSlowReaderDropped(t *testing.T) {
 	assert.Less(t, got, n)
 	t.Logf("slow reader got %d of %d before it was dropped", got, n)
 }
+
+// A WebSocket handshake with a version other than 13 or without a key gets
+// 400 (note 46 of the research).
+func TestTrWSBadHandshake(t *testing.T) {
+	e := trStart(t, Options{})
+	for name, h := range map[string]http.Header{
+		"version 8": {"Sec-Websocket-Version": {"8"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}},
+		"no key":    {"Sec-Websocket-Version": {"13"}},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, e.subURL("http", []string{"a"}, nil), nil)
+		req.Header = h
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		resp, err := e.srv.Client().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, name)
+	}
+}
