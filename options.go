@@ -31,8 +31,10 @@ type Options struct {
 	ChannelTimeout time.Duration
 
 	// SubscriberTimeout is how long a long-poll request is held waiting for
-	// a message before it is answered with TimeoutStatus (S3). 0 means
-	// forever.
+	// a message before it is answered with TimeoutStatus (S3); a WebSocket,
+	// EventSource or HTTP stream that gets no message for this long is
+	// ended (close 1000 "408 Request Timeout", ":408: Request Timeout").
+	// 0 means forever.
 	SubscriberTimeout time.Duration
 
 	// TimeoutStatus is the status of a timed-out long-poll: 0 means 304 Not
