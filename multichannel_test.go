@@ -70,6 +70,13 @@ type trMultipartClient struct {
 
 // next reads one part up to the delimiter that follows it.
 func (c *trMultipartClient) next() trMsg {
+	data, hdr := c.nextPart()
+	return trMsg{trJSID(c.s.t, hdr), data}
+}
+
+// nextPart reads one part up to the delimiter that follows it and returns
+// its body and headers.
+func (c *trMultipartClient) nextPart() (string, http.Header) {
 	end := "\r\n--" + c.boundary
 	var b strings.Builder
 	for !strings.HasSuffix(b.String(), end) {
@@ -85,7 +92,7 @@ func (c *trMultipartClient) next() trMsg {
 		k, v, _ := strings.Cut(l, ": ")
 		hdr.Add(k, v)
 	}
-	return trMsg{trJSID(c.s.t, hdr), data}
+	return data, hdr
 }
 
 func (c *trMultipartClient) close() { c.s.close() }

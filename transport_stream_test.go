@@ -1,12 +1,15 @@
 package push
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -186,4 +189,53 @@ func TestTrLongPollCatchUp(t *testing.T) {
 	assert.Equal(t, fmt.Sprint(m4.ID.Tag), s.resp.Header.Get("Etag"))
 	assert.Empty(t, s.resp.Header.Get("Content-Type"))
 	s.expectEOF("four")
+}
+
+// A multipart subscriber that falls behind the buffer gets the header
+// X-Push-Missed: true in the first part after every jump, never a silent
+// jump, and the publisher never waited for it.
+func TestTrMultipartMissedWhileBehind(t *testing.T) {
+	const n, size = windowSize + 40, 16 << 10
+	e := trStartWith(t, Options{MessageBufferLength: 4, PingInterval: -1},
+		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
+	start := e.publish("a", "start", "")
+	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(8 << 10)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.WriteString(c, "GET /sub?id=a&last_event_id="+url.QueryEscape(start.ID.String())+
+		" HTTP/1.1\r\nHost: x\r\nAccept: multipart/mixed\r\n\r\n")
+	require.NoError(t, err)
+	e.waitSubscribers(1)
+	payload := strings.Repeat("x", size)
+	index := map[string]int{fmt.Sprint(start.ID.Tag): -1}
+	var ids []MessageID
+	for i := range n {
+		m := e.publish("a", payload, "")
+		ids = append(ids, m.ID)
+		index[trLastModified(m.ID)+"|"+fmt.Sprint(m.ID.Tag)] = i
+	}
+
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err) // the body ends with the connection (c.Close)
+	mc := &trMultipartClient{s: &trStream{t: t, resp: resp, br: bufio.NewReader(resp.Body)},
+		boundary: trBoundary(t, resp.Header.Get("Content-Type"))}
+	mc.s.expect("--" + mc.boundary)
+	prev, gaps := -1, 0
+	for prev != n-1 {
+		part, hdr := mc.nextPart()
+		i, ok := index[hdr.Get("Last-Modified")+"|"+hdr.Get("Etag")]
+		require.True(t, ok, "unknown part %v", hdr)
+		require.Greater(t, i, prev, "in order, no repeats")
+		require.Len(t, part, size)
+		if i == prev+1 {
+			require.Empty(t, hdr.Get(missedHeader), "X-Push-Missed without a gap (at %d)", i)
+		} else {
+			require.Equal(t, "true", hdr.Get(missedHeader), "a silent jump from %d to %d", prev, i)
+			gaps++
+		}
+		prev = i
+	}
+	assert.Positive(t, gaps, "the subscriber fell behind the buffer")
 }
