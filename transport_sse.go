@@ -1,6 +1,7 @@
 package push
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 )
@@ -28,11 +29,12 @@ func (h *Hub) serveEventSource(w http.ResponseWriter, r *http.Request, sub *Subs
 		err = h.pump(r.Context(), sub, f, nil, 0)
 	}
 	var end []byte
-	if r.Context().Err() == nil && err != nil {
-		switch status := statusOf(err); {
-		case status == http.StatusGone:
+	var we *connError
+	if err != nil && r.Context().Err() == nil && !errors.As(err, &we) {
+		status := statusOf(err)
+		if status == http.StatusGone {
 			end = []byte(":410: 410 Gone\n\n")
-		case err == errSubscriberTimeout || status < 500 || err == ErrHubClosed:
+		} else {
 			end = []byte(":" + strconv.Itoa(status) + ": " + http.StatusText(status) + "\n\n")
 		}
 	}

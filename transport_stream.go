@@ -3,13 +3,10 @@ package push
 import (
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -30,6 +27,21 @@ const (
 // errSubscriberTimeout ends a stream that got no message for
 // Options.SubscriberTimeout.
 var errSubscriberTimeout = &HTTPError{StatusCode: http.StatusRequestTimeout, Message: "Request Timeout"}
+
+// connError is a failed write (or ping) to the client: the connection is
+// broken or too slow, so no closing frame or comment can be sent.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return "push: writing to the subscriber: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+// failed wraps a framing's error as a connError.
+func failed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &connError{err}
+}
 
 // A streamFraming writes one subscription's messages in one wire format.
 type streamFraming interface {
@@ -67,7 +79,9 @@ func (h *Hub) pump(ctx context.Context, sub *Subscription, f streamFraming, firs
 				var err error
 				if m, err = sub.TryNext(ctx); err != nil {
 					if n > 0 {
-						f.flush()
+						if ferr := f.flush(); ferr != nil {
+							return failed(ferr)
+						}
 					}
 					return err
 				}
@@ -78,18 +92,18 @@ func (h *Hub) pump(ctx context.Context, sub *Subscription, f streamFraming, firs
 			if sub.gaps != gaps {
 				gaps = sub.gaps
 				if err := f.missed(); err != nil {
-					return err
+					return failed(err)
 				}
 			}
 			if err := f.message(m); err != nil {
-				return err
+				return failed(err)
 			}
 			n++
 			size += len(m.Data)
 		}
 		if n > 0 {
 			if err := f.flush(); err != nil {
-				return err
+				return failed(err)
 			}
 			lastWrite = time.Now()
 			lastMsg = lastWrite
@@ -121,7 +135,7 @@ func (h *Hub) pump(ctx context.Context, sub *Subscription, f streamFraming, firs
 			}
 			if ping > 0 && now.Sub(lastWrite) >= ping {
 				if err := f.ping(); err != nil {
-					return err
+					return failed(err)
 				}
 				lastWrite = time.Now()
 			}
@@ -132,29 +146,21 @@ func (h *Hub) pump(ctx context.Context, sub *Subscription, f streamFraming, firs
 // ended reports the end of a streaming subscriber to the log and the test
 // hook.
 func (h *Hub) ended(t Transport, sub *Subscription, err error) {
+	var we *connError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
 		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.As(err, &we) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)):
 		h.log.Info("push: slow subscriber dropped: a write or ping took longer than the write timeout; it can resume from its last id",
 			"transport", t.String(), "channels", sub.channels, "position", sub.Position(), "error", err)
-	case statusOf(err) >= 500 && !isConnError(err):
-		h.log.Warn("push: subscriber ended by an error", "transport", t.String(), "channels", sub.channels, "error", err)
-	default:
+	case errors.As(err, &we):
 		h.log.Debug("push: subscriber connection ended", "transport", t.String(), "channels", sub.channels, "error", err)
+	default:
+		h.log.Warn("push: subscriber ended by an error", "transport", t.String(), "channels", sub.channels, "error", err)
 	}
 	if h.streamEnded != nil {
 		h.streamEnded(t, err)
 	}
-}
-
-// isConnError reports whether err is a failed read or write on the
-// client's connection (it went away), rather than a server error.
-func isConnError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // httpStream is the part of the HTTP framings that owns the response: it

@@ -45,7 +45,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // are read and discarded. Endings: close 1001 "410 Gone" on delete, 1001
 // "503 Service Unavailable" on Shutdown, 1000 "408 Request Timeout" on
 // subscriber timeout, 1000 "409 Conflict" under the Concurrency policy,
-// 1011 on store errors. A peer that does not answer a ping, or does not
+// 1011 "503 Service Unavailable" on store errors. A peer that does not answer a ping, or does not
 // take a frame within WriteTimeout, is disconnected.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscription) {
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -91,7 +91,8 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscr
 }
 
 // wsCloseFor returns the close frame for a subscription that ended with err,
-// or false when the connection is gone or failed (closed without a frame).
+// or false when the connection is gone, failed or too slow (it is closed
+// without a frame).
 func wsCloseFor(err error) (websocket.StatusCode, string, bool) {
 	switch {
 	case err == nil:
@@ -104,10 +105,13 @@ func wsCloseFor(err error) (websocket.StatusCode, string, bool) {
 		return websocket.StatusNormalClosure, "408 Request Timeout", true
 	case errors.Is(err, ErrConflict):
 		return websocket.StatusNormalClosure, "409 Conflict", true
-	case errors.Is(err, ErrStoreUnavailable), errors.Is(err, ErrStoreClosed):
-		return websocket.StatusInternalError, "503 Service Unavailable", true
 	}
-	return 0, "", false
+	var we *connError
+	if errors.As(err, &we) || errors.Is(err, context.Canceled) {
+		return 0, "", false // the connection is gone or too slow
+	}
+	status := statusOf(err) // a store error
+	return websocket.StatusInternalError, strconv.Itoa(status) + " " + http.StatusText(status), true
 }
 
 type wsFraming struct {
