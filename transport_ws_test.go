@@ -459,7 +459,7 @@ func TestTrWSMissedWhileBehind(t *testing.T) {
 // a fast one gets every message and the publisher never waits.
 func TestTrWSSlowReaderDropped(t *testing.T) {
 	const n, size = 200, 16 << 10 // 3.2 MB in all
-	e := trStartWith(t, Options{MessageBufferLength: n, WriteTimeout: time.Second, PingInterval: -1},
+	e := trStartWith(t, Options{MessageBufferLength: n, WriteTimeout: 2 * time.Second, PingInterval: -1},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 
 	slow := e.dialSmallBuf([]string{"a"}, nil)
