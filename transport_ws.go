@@ -74,9 +74,9 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscr
 		}
 	}()
 	f := &wsFraming{c: c, ctx: ctx, sub: sub, meta: c.Subprotocol() == wsMetaProtocol,
-		multi: len(sub.channels) > 1, timeout: h.opts.WriteTimeout, pingWait: h.opts.PingInterval}
-	if f.timeout > 0 && f.timeout < f.pingWait {
-		f.pingWait = f.timeout
+		multi: len(sub.channels) > 1, timeout: h.opts.WriteTimeout, pingWait: h.opts.WriteTimeout}
+	if f.pingWait <= 0 {
+		f.pingWait = h.opts.PingInterval
 	}
 	err = h.pump(ctx, sub, f, nil, 0)
 	f.flush()
@@ -168,7 +168,8 @@ func (f *wsFraming) missed() error {
 // flush does nothing: coder/websocket flushes every frame.
 func (f *wsFraming) flush() error { return nil }
 
-// ping sends a ping and waits for the pong (the reader goroutine reads it).
+// ping sends a ping and waits up to WriteTimeout for the pong (the reader
+// goroutine reads it).
 func (f *wsFraming) ping() error {
 	ctx, cancel := context.WithTimeout(f.ctx, f.pingWait)
 	defer cancel()

@@ -294,7 +294,7 @@ func TestTrWSMissed(t *testing.T) {
 
 // A peer that stops answering pings is dropped.
 func TestTrWSPingDropsDeadPeer(t *testing.T) {
-	e := trStart(t, Options{PingInterval: 20 * time.Millisecond})
+	e := trStart(t, Options{PingInterval: 20 * time.Millisecond, WriteTimeout: 50 * time.Millisecond})
 	c := e.dial([]string{"a"}, nil, nil) // never read: pongs are not sent
 	_ = c
 	end := e.waitEnded()
