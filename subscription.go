@@ -22,7 +22,8 @@ type Subscription struct {
 	hcs      []*hubChannel
 	seqs     []uint64
 	pos      position
-	started  []bool // per channel: the starting position was settled
+	started  []bool      // per channel: the starting position was settled
+	from     []MessageID // per channel: its newest id when this subscriber was counted
 	states   []*channelState
 
 	pending     []*Message // read but not yet returned, all from channel pendingFrom
@@ -78,6 +79,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		pos:      pos,
 		started:  make([]bool, n),
 		states:   make([]*channelState, n),
+		from:     make([]MessageID, n),
 		limit:    32,
 	}
 	counted := 0
@@ -91,12 +93,13 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		h.untrack()
 		return nil, err
 	}
-	for _, c := range channels {
+	for i, c := range channels {
 		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
 		if err != nil {
 			return fail(err)
 		}
 		counted++
+		s.from[i] = info.LastMessageID
 		if max := h.opts.MaxSubscribersPerChannel; max > 0 && info.Subscribers > max {
 			return fail(ErrTooManySubscribers)
 		}
@@ -215,10 +218,11 @@ func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Me
 	if !s.started[i] {
 		s.started[i] = true
 		if at.IsZero() && len(b.Messages) == 0 {
-			// Nothing buffered: start after the newest message, so the
-			// window does not replay what was published before we came.
-			s.pos[i] = b.Last
-			at = b.Last
+			// Nothing buffered: start after the newest message when we
+			// were counted, so the window does not replay what was
+			// published before we came, nor lose what came since.
+			s.pos[i] = s.from[i]
+			at = s.from[i]
 		}
 	}
 	if b.Missed && !at.IsZero() {
