@@ -37,8 +37,10 @@ const missedHeader = "X-Push-Missed"
 // still buffered, or falls so far behind that messages were dropped before
 // it read them, it is told instead of silently skipping ahead:
 //
-//   - long-poll and JSONP-less HTTP answers, and the headers of the
-//     multipart and chunked streams: the header "X-Push-Missed: true";
+//   - long-poll answers (not JSONP) and the response headers of the
+//     multipart and chunked streams: the header "X-Push-Missed: true"
+//     (cross-origin scripts can read it only if it is added to
+//     Access-Control-Expose-Headers, which S11 does not list yet);
 //   - a multipart stream that falls behind later: the header
 //     "X-Push-Missed: true" in the first part after the gap;
 //   - EventSource: an event named "missed" with empty data and no id,
