@@ -181,20 +181,30 @@ func (p *page) eval(js string, res any) {
 	p.run(chromedp.Evaluate(js, res))
 }
 
-// waitFor waits until the JavaScript expression cond is true in the page
-// (checked by the page itself every 20ms), at most for
-// timeout; then it fails t with what the page's state says (evaluated from
-// the expression describe).
+// waitFor waits until the JavaScript expression cond is true in the page,
+// at most for timeout; then it fails t with what the page's state says
+// (evaluated from the expression describe). The page itself checks cond
+// every 20ms: one evaluation of a promise that settles when cond holds.
 func (p *page) waitFor(cond string, timeout time.Duration, describe string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
 	defer cancel()
+	js := fmt.Sprintf(`new Promise(function (resolve) {
+		var end = Date.now() + %d;
+		(function check() {
+			if (%s) { resolve(true); }
+			else if (Date.now() > end) { resolve(false); }
+			else { setTimeout(check, 20); }
+		})();
+	})`, timeout.Milliseconds(), cond)
 	var ok bool
-	err := chromedp.Run(ctx, chromedp.Poll(cond, &ok, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok, func(ep *runtime.EvaluateParams) *runtime.EvaluateParams {
+		return ep.WithAwaitPromise(true)
+	}))
 	if err != nil || !ok {
 		var state string
 		p.run(chromedp.Evaluate(describe, &state))
-		p.t.Fatalf("page: waited %v for %s: %v; page state: %s", timeout, cond, err, state)
+		p.t.Fatalf("page: waited %v for %s (error: %v); page state: %s", timeout, cond, err, state)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pushhub/push"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,6 +41,7 @@ type pageState struct {
 	Disconnects   int      `json:"disconnects"`
 	Errors        []string `json:"errors"`
 	LastMessageID *string  `json:"lastMessageId"`
+	StartID       *string  `json:"startId"`
 }
 
 // describeState is the JavaScript that summarises the page for failures.
@@ -148,11 +150,16 @@ func newEnv(t *testing.T, channel string, crossOrigin, allowOrigin bool) *env {
 	return e
 }
 
+// pageURLFor is the page subscribing with transport.
+func (e *env) pageURLFor(transport string) string {
+	q := url.Values{"transport": {transport}, "url": {e.subURL}}
+	return e.pageURL + "?" + q.Encode()
+}
+
 // open opens the page subscribing with transport.
 func (e *env) open(t *testing.T, b *browser, transport string) *page {
 	t.Helper()
-	q := url.Values{"transport": {transport}, "url": {e.subURL}}
-	return b.open(t, e.pageURL+"?"+q.Encode())
+	return b.open(t, e.pageURLFor(transport))
 }
 
 // waitMessages waits until the page has seen at least n messages.
@@ -218,14 +225,7 @@ func testResume(t *testing.T, b *browser, transport string, crossOrigin bool) {
 	t.Logf("page saw %d messages over %v; %d connects, %d disconnects, errors %q; %d connections cut",
 		len(st.Messages), st.Transports, st.Connects, st.Disconnects, st.Errors, cutConns)
 
-	want := make([]seen, len(e.pub.sent))
-	for i, s := range e.pub.sent {
-		want[i] = seen{Data: s.data, ID: ptr(s.id)}
-		if transport != "eventsource" { // NchanSubscriber.js's EventSource reports no content type
-			want[i].ContentType = ptr(s.contentType)
-		}
-	}
-	assert.Equal(t, want, st.Messages, "messages the page saw (in order, once each, with our ids)")
+	assert.Equal(t, expect(transport, e.pub.sent), st.Messages, "messages the page saw (in order, once each, with our ids)")
 	require.NotEmpty(t, st.Transports)
 	for _, tr := range st.Transports {
 		assert.Equal(t, transport, tr, "NchanSubscriber.js used another transport")
@@ -254,6 +254,71 @@ func TestNchanSubscriberOriginRefused(t *testing.T) {
 			t.Logf("page state: %d disconnects, errors %q", st.Disconnects, st.Errors)
 		})
 	}
+}
+
+// TestNchanSubscriberReload: with reconnect: "persist" NchanSubscriber.js
+// keeps the last id in localStorage; a page loaded again later resumes from
+// it (long-poll sends it as a request header Etag: T:G, WebSocket and
+// EventSource as ?last_event_id=T:G) and gets exactly the messages published
+// while no page was open, not the buffer again.
+func TestNchanSubscriberReload(t *testing.T) {
+	b := startBrowser(t)
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) {
+			skipUnsupported(t, transport)
+			e := newEnv(t, "e2e-reload-"+transport, false, false)
+			pageURL := e.pageURLFor(transport) + "&reconnect=persist"
+			next := 0
+			publish := func(n int) {
+				for range n {
+					next++
+					e.pub.publish(payload(next))
+				}
+			}
+			publish(2)
+			p := b.open(t, pageURL)
+			waitMessages(p, 2)
+			p.run(chromedp.Navigate("about:blank")) // the page unloads
+			// No connection is left: every subscriber has gone.
+			requireNoSubscribers(t, e, "e2e-reload-"+transport)
+
+			publish(3) // while no page is open
+			p.run(chromedp.Navigate(pageURL))
+			waitMessages(p, 3)
+			publish(1) // any repeat would arrive before this one
+			waitMessages(p, 4)
+
+			var st pageState
+			p.eval("window.state", &st)
+			if assert.NotNil(t, st.StartID, "the reloaded page had no stored id") {
+				assert.Equal(t, e.pub.sent[1].id, *st.StartID, "stored id")
+			}
+			assert.Equal(t, expect(transport, e.pub.sent[2:]), st.Messages, "messages the reloaded page saw")
+		})
+	}
+}
+
+// requireNoSubscribers waits (bounded) until the hub counts no subscriber of
+// channel: there is no event for "the browser closed its connection".
+func requireNoSubscribers(t *testing.T, e *env, channel string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		info, err := e.hub.ChannelInfo(context.Background(), channel)
+		return err == nil && info.Subscribers == 0
+	}, 10*time.Second, 10*time.Millisecond, "the page's subscriber connection did not end")
+}
+
+// expect is what the page should report for the messages sent, over
+// transport.
+func expect(transport string, sent []sent) []seen {
+	want := make([]seen, len(sent))
+	for i, s := range sent {
+		want[i] = seen{Data: s.data, ID: ptr(s.id)}
+		if transport != "eventsource" { // NchanSubscriber.js's EventSource reports no content type
+			want[i].ContentType = ptr(s.contentType)
+		}
+	}
+	return want
 }
 
 func ptr[T any](v T) *T { return &v }
