@@ -26,11 +26,12 @@ func TestMain(m *testing.M) {
 // transports are NchanSubscriber.js's names for the transports it can use.
 var transports = []string{"longpoll", "eventsource", "websocket"}
 
-// seen is a message as the page's NchanSubscriber reported it.
+// seen is a message as the page's NchanSubscriber reported it ("" for
+// null).
 type seen struct {
-	Data        string  `json:"data"`
-	ID          *string `json:"id"`
-	ContentType *string `json:"contentType"`
+	Data        string `json:"data"`
+	ID          string `json:"id"`
+	ContentType string `json:"contentType"`
 }
 
 // pageState is window.state of testdata/page.html.
@@ -313,15 +314,13 @@ func requireNoSubscribers(t *testing.T, e *env, channel string) {
 func expect(transport string, sent []sent) []seen {
 	want := make([]seen, len(sent))
 	for i, s := range sent {
-		want[i] = seen{Data: s.data, ID: ptr(s.id)}
+		want[i] = seen{Data: s.data, ID: s.id}
 		if transport != "eventsource" { // NchanSubscriber.js's EventSource reports no content type
-			want[i].ContentType = ptr(s.contentType)
+			want[i].ContentType = s.contentType
 		}
 	}
 	return want
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // skipUnsupported skips the transports the server does not serve yet.
 func skipUnsupported(t *testing.T, transport string) {}
