@@ -96,8 +96,13 @@ func startBrowser(t *testing.T) *browser {
 	}
 	bctx, cancelBrowser := chromedp.NewContext(actx, copts...)
 	t.Cleanup(func() {
+		// Close the browser gracefully (it flushes and releases its profile)
+		// and wait for it to exit, so that the profile can be removed.
+		if err := chromedp.Cancel(bctx); err != nil {
+			t.Logf("closing chromium: %v", err)
+		}
 		cancelBrowser()
-		cancelAlloc() // waits for the process to exit
+		cancelAlloc()
 		if t.Failed() {
 			b.mu.Lock()
 			t.Logf("chromium output:\n%s", b.output.String())
