@@ -24,7 +24,6 @@ func TestNchanSubscriberRestart(t *testing.T) {
 	b := startBrowser(t)
 	for _, transport := range transports {
 		t.Run(transport, func(t *testing.T) {
-			skipUnsupported(t, transport)
 			testRestart(t, b, transport)
 		})
 	}
