@@ -167,7 +167,7 @@ func (e *env) open(t *testing.T, b *browser, transport string) *page {
 // waitMessages waits until the page has seen at least n messages.
 func waitMessages(p *page, n int) {
 	p.t.Helper()
-	p.waitFor(fmt.Sprintf("window.state && window.state.messages.length >= %d", n), 20*time.Second, describeState)
+	p.waitFor(fmt.Sprintf("window.state && window.state.messages.length >= %d && window.state.pending == 0", n), 20*time.Second, describeState)
 }
 
 // TestNchanSubscriber runs NchanSubscriber.js in Chromium against a hub over
