@@ -89,8 +89,14 @@ func testRestart(t *testing.T, b *browser, transport string) {
 	waitMessages(p, 4)
 
 	// Restart: the new hub takes the traffic (subscribers held at the gate),
-	// the old one shuts down and ends its subscribers.
+	// the old one shuts down and ends its subscribers. First make sure the
+	// page is subscribed to the old hub (a long-poll client is not, between
+	// two requests).
 	old := current.Load().hub
+	require.Eventually(t, func() bool {
+		info, err := old.ChannelInfo(context.Background(), channel)
+		return err == nil && info.Subscribers == 1
+	}, 10*time.Second, 5*time.Millisecond, "the page is not subscribed")
 	gate := make(chan struct{})
 	current.Store(&backend{hub: newHub(), gate: gate})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
