@@ -1,0 +1,129 @@
+// Package browsertest starts a real headless Chromium for the examples'
+// end-to-end tests, driven with github.com/chromedp/chromedp.
+//
+// Chromium is found at $CHROMIUM, /usr/bin/chromium or on $PATH as
+// chromium / chromium-browser / google-chrome. Without one, tests are skipped
+// with a message saying how to install it, unless CI=true, where they fail.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// Timeout bounds a whole browser test.
+const Timeout = 60 * time.Second
+
+// executable returns the Chromium binary to use, or "".
+func executable() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Browser starts a headless Chromium with a fresh profile and returns a
+// context for it; it is closed when the test ends.
+func Browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := executable()
+	if exe == "" {
+		msg := "headless Chromium not found: install it (Debian: apt-get install -y --no-install-recommends chromium) or set CHROMIUM=/path/to/chrome"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	t.Cleanup(cancel)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.WindowSize(1000, 800),
+	)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		// Close the browser gracefully first, so that its held requests
+		// end before the test's servers close.
+		chromedp.Cancel(browser)
+		cancelBrowser()
+	})
+	if err := chromedp.Run(browser); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	return browser
+}
+
+// Context returns a new browser context (a separate cookie jar and cache,
+// like another device) in browser, with one tab.
+func Context(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("new browser context: %v", err)
+	}
+	return ctx
+}
+
+// Tab returns a new tab in the browser context of ctx.
+func Tab(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Run(tab); err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	return tab
+}
+
+// Await makes chromedp.Evaluate wait for the promise the expression returns.
+func Await(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
+
+// Screenshot saves a screenshot of the tab as $SCREENSHOTS/name.png when the
+// SCREENSHOTS environment variable names a directory (for looking at the
+// pages during development); otherwise it does nothing.
+func Screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	name = strings.ReplaceAll(name, "/", "_")
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
