@@ -8,6 +8,8 @@ package browsertest
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+	"github.com/pushhub/push"
 )
 
 // Timeout bounds a whole browser test.
@@ -86,10 +91,32 @@ func Browser(t *testing.T) context.Context {
 // like another device) in browser, with one tab.
 func Context(t *testing.T, browser context.Context) context.Context {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Run(ctx); err != nil {
+	// Headless Chromium refuses a new tab in a new browser context that has
+	// no window, so create the context and a window for it here rather
+	// than with chromedp.WithNewBrowserContext.
+	var tid target.ID
+	var bid cdp.BrowserContextID
+	err := chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
+		exec := cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser)
+		var err error
+		if bid, err = target.CreateBrowserContext().WithDisposeOnDetach(true).Do(exec); err != nil {
+			return err
+		}
+		tid, err = target.CreateTarget("about:blank").WithBrowserContextID(bid).WithNewWindow(true).Do(exec)
+		return err
+	}))
+	if err != nil {
 		t.Fatalf("new browser context: %v", err)
+	}
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithTargetID(tid))
+	t.Cleanup(func() {
+		cancel()
+		chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
+			return target.DisposeBrowserContext(bid).Do(cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser))
+		}))
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("attaching to the new browser context: %v", err)
 	}
 	return ctx
 }
@@ -126,4 +153,49 @@ func Screenshot(t *testing.T, ctx context.Context, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Error(err)
 	}
+}
+
+// Transports lists the subscriber transports the push library in this
+// build serves: "longpoll" always, "eventsource" and "websocket" once they
+// exist. It asks a throw-away Hub over loopback.
+func Transports(t *testing.T) []string {
+	t.Helper()
+	hub := push.New(push.Options{})
+	srv := httptest.NewServer(hub.SubscribeHandler())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hub.Shutdown(ctx)
+		srv.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := hub.Publish(ctx, "probe", &push.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	probe := func(h http.Header) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/?id=probe", nil)
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	list := []string{"longpoll"}
+	if res := probe(http.Header{"Accept": {"text/event-stream"}}); strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		list = append(list, "eventsource")
+	}
+	if res := probe(http.Header{
+		"Connection":            {"Upgrade"},
+		"Upgrade":               {"websocket"},
+		"Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
+	}); res.StatusCode == http.StatusSwitchingProtocols {
+		list = append(list, "websocket")
+	}
+	return list
 }

@@ -50,7 +50,9 @@ async function start() {
 
   sub = pushSubscribe("/sub?id=" + encodeURIComponent(login.channel), {
     transport,
-    onstate: (s) => { $("#state").textContent = s; },
+    onstate: (s) => {
+      $("#state").textContent = s === "closed" ? "done" : s === "retrying" ? "reconnecting…" : "waiting for your phone";
+    },
     onmessage: async (data) => {
       const m = JSON.parse(data);
       if (m.event === "denied") return expired("The login was refused on the phone.");
