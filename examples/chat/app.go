@@ -27,10 +27,10 @@ var static embed.FS
 
 // Limits of the chat.
 const (
-	historyLength = 50  // messages a room keeps, shown to whoever joins
-	maxTextRunes  = 500 // longest message
-	maxNickRunes  = 24  // longest nickname
-	burst         = 5   // messages a client may send at once...
+	historyLength = 50          // messages a room keeps, shown to whoever joins
+	maxTextRunes  = 500         // longest message
+	maxNickRunes  = 24          // longest nickname
+	burst         = 5           // messages a client may send at once...
 	refill        = time.Second // ...and then one per refill
 )
 

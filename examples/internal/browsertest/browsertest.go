@@ -121,13 +121,27 @@ func Context(t *testing.T, browser context.Context) context.Context {
 	return ctx
 }
 
-// Tab returns a new tab in the browser context of ctx.
+// Tab returns a new tab in the browser context of ctx (one made by Context).
 func Tab(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
-	tab, cancel := chromedp.NewContext(ctx)
+	c := chromedp.FromContext(ctx)
+	var tid target.ID
+	err := chromedp.Run(ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+		exec := cdp.WithExecutor(ctx, c.Browser)
+		info, err := target.GetTargetInfo().WithTargetID(c.Target.TargetID).Do(exec)
+		if err != nil {
+			return err
+		}
+		tid, err = target.CreateTarget("about:blank").WithBrowserContextID(info.BrowserContextID).Do(exec)
+		return err
+	}))
+	if err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	tab, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(tid))
 	t.Cleanup(cancel)
 	if err := chromedp.Run(tab); err != nil {
-		t.Fatalf("new tab: %v", err)
+		t.Fatalf("attaching to the new tab: %v", err)
 	}
 	return tab
 }
