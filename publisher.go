@@ -60,6 +60,10 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	channel := ids[0]
+	if r.Method == http.MethodGet && isWebSocket(r) {
+		h.servePublishWebSocket(w, r, channel)
+		return
+	}
 	ctx := r.Context()
 	var info ChannelInfo
 	status := http.StatusOK

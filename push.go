@@ -38,6 +38,11 @@ type Hub struct {
 
 	published atomic.Uint64
 	delivered atomic.Uint64
+
+	// streamEnded, if set (by in-package tests), is called when a streaming
+	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
+	// transport and the reason.
+	streamEnded func(t Transport, err error)
 }
 
 const hubShards = 64

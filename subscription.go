@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"time"
 )
 
 // A Subscription receives the messages of one or more channels in order,
@@ -30,6 +31,8 @@ type Subscription struct {
 	next        int // channel to look at first (round robin)
 	limit       int // how many messages to read from the store at once
 	missed      bool
+	gaps        int    // how many times messages were found missing
+	gapFrom     string // the position before the latest gap
 	closed      bool
 }
 
@@ -220,6 +223,8 @@ func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Me
 	}
 	if b.Missed && !at.IsZero() {
 		s.missed = true
+		s.gaps++
+		s.gapFrom = formatPosition(s.pos, s.mark)
 	}
 	if len(b.Messages) > 0 {
 		return b.Messages, nil
@@ -265,6 +270,41 @@ func (s *Subscription) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// nextOr is Next that also returns (nil, true, nil) when c fires before a
+// message is available. Streaming transports use it to wake for pings and
+// timeouts without a goroutine or a context per wait.
+func (s *Subscription) nextOr(ctx context.Context, c <-chan time.Time) (*Message, bool, error) {
+	for {
+		m, err := s.poll(ctx)
+		if m != nil || err != nil {
+			return m, false, err
+		}
+		if len(s.states) == 1 {
+			select {
+			case <-s.states[0].changed:
+				continue
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			case <-c:
+				return nil, true, nil
+			}
+		}
+		cases := make([]reflect.SelectCase, 0, len(s.states)+2)
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+		for _, st := range s.states {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.changed)})
+		}
+		switch i, _, _ := reflect.Select(cases); i {
+		case 0:
+			return nil, false, ctx.Err()
+		case 1:
+			return nil, true, nil
+		}
+	}
 }
 
 // Close ends the subscription and uncounts it from its channels.

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/pushhub/push"
+)
+
+// addTransportFlags defines the flags of the subscriber transports on fs and
+// returns a func that applies their parsed values to the Options.
+func addTransportFlags(fs *flag.FlagSet) func(*push.Options) {
+	transports := push.AllTransports
+	fs.Func("transports", "comma-separated `list` of subscriber transports to serve: websocket, eventsource, longpoll, jsonp, multipart, chunked, or all (default all)", func(s string) error {
+		t, err := push.ParseTransports(s)
+		if err != nil {
+			return err
+		}
+		transports = t
+		return nil
+	})
+	ping := push.DefaultPingInterval
+	fs.Func("ping-interval", "how often (a `duration`) idle WebSocket and EventSource subscribers are pinged, so proxies keep the connection and dead peers are dropped; 0 sends no pings (default 30s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return errors.New("want a Go duration >= 0, like 30s")
+		}
+		ping = d
+		return nil
+	})
+	writeTimeout := push.DefaultWriteTimeout
+	fs.Func("write-timeout", "how long (a `duration`) a subscriber may take to accept one write before it is disconnected (it can resume from its last id) (default 10s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return errors.New("want a Go duration > 0, like 10s")
+		}
+		writeTimeout = d
+		return nil
+	})
+	catchUp := fs.Bool("longpoll-catchup", true, "answer a long-poll that finds several messages waiting with all of them at once (multipart/mixed, as NchanSubscriber.js reads it); false: one message per answer (NHPM)")
+	return func(o *push.Options) {
+		o.Transports = transports
+		o.PingInterval = ping
+		if ping == 0 {
+			o.PingInterval = -1
+		}
+		o.WriteTimeout = writeTimeout
+		o.LongPollCatchUp = *catchUp
+	}
+}
