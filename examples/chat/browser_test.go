@@ -17,7 +17,7 @@ import (
 // carol joins late.
 func TestBrowserChat(t *testing.T) {
 	browser := browsertest.Browser(t)
-	for _, transport := range browsertest.Transports(t) {
+	for _, transport := range append(browsertest.Transports(t), "auto") {
 		t.Run(transport, func(t *testing.T) {
 			_, srv := startApp(t, nil)
 			page := srv.URL + "/?room=test&transport=" + transport

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // third context tries to listen in.
 func TestBrowserQRLogin(t *testing.T) {
 	browser := browsertest.Browser(t)
-	for _, transport := range browsertest.Transports(t) {
+	available := browsertest.Transports(t)
+	for _, transport := range append(available, "auto") {
 		t.Run(transport, func(t *testing.T) {
 			_, srv := startApp(t, nil)
 			pc := browsertest.Context(t, browser)
@@ -31,7 +33,6 @@ func TestBrowserQRLogin(t *testing.T) {
 				chromedp.Navigate(srv.URL+"/?transport="+transport),
 				chromedp.WaitVisible("#waiting"),
 				chromedp.Poll(`document.querySelector("#qr").naturalWidth > 100`, nil, wait),
-				chromedp.Poll(`document.querySelector("#state").textContent === "open" || document.querySelector("#state").textContent === "connecting"`, nil, wait),
 				chromedp.AttributeValue("#qr-link", "data-url", &phoneURL, &ok),
 				chromedp.Evaluate(`document.body.dataset.channel`, &channel),
 				chromedp.Evaluate(`window.notReloaded = true`, nil),
@@ -40,6 +41,16 @@ func TestBrowserQRLogin(t *testing.T) {
 			require.Contains(t, phoneURL, srv.URL+"/m/")
 			require.NotEmpty(t, channel)
 			browsertest.Screenshot(t, pc, "qrlogin-pc-"+transport)
+			if transport == "auto" { // the page picks the WebSocket where there is one
+				want := "longpoll"
+				if slices.Contains(available, "websocket") {
+					want = "websocket"
+				}
+				var used string
+				require.NoError(t, chromedp.Run(pc, chromedp.Poll(`document.querySelector("#transport").textContent === "`+want+`"`, nil, wait),
+					chromedp.Text("#transport", &used)))
+				assert.Equal(t, want, used)
+			}
 
 			// Another browser cannot subscribe to the PC's channel.
 			var status int

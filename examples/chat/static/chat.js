@@ -3,7 +3,7 @@
 // pushed, send messages to the app.
 const $ = (s) => document.querySelector(s);
 const params = new URLSearchParams(location.search);
-const transport = params.get("transport") || "longpoll";
+const transport = params.get("transport") || "auto";
 let sub = null;
 let room = "";
 let nick = "";
@@ -57,7 +57,10 @@ function join(r, n) {
   showError("");
   sub = pushSubscribe("/sub?room=" + encodeURIComponent(room), {
     transport,
-    onstate: (s) => { $("#state").textContent = s; },
+    onstate: (s) => {
+      if (sub) $("#transport").textContent = sub.transport;
+      $("#state").textContent = s;
+    },
     onmessage: (data) => {
       const m = JSON.parse(data);
       add(m);

@@ -2,14 +2,15 @@
 // NHPM/Nchan subscriber protocol). No dependencies; copy it as it is.
 //
 //   const sub = pushSubscribe("/sub?id=room", {
-//     transport: "longpoll",          // or "eventsource", "websocket"
+//     transport: "auto",              // or "longpoll", "eventsource", "websocket"
 //     onmessage(data, meta) { ... },  // data: the payload as text; meta: {id, contentType}
 //     onerror(status, text) { ... },  // the subscription ended: 403, 404, 409, 410, ...
 //     onstate(state) { ... },         // "connecting", "open", "retrying", "closed"
 //   });
 //   sub.close();
 //
-// Long-poll walks the channel with If-Modified-Since/If-None-Match (the
+// "auto" (the default) uses a WebSocket and falls back to long-poll when the
+// server or a proxy refuses the upgrade. Long-poll walks the channel with If-Modified-Since/If-None-Match (the
 // position the server answered with), so every buffered message arrives once,
 // in order, oldest first. EventSource and WebSocket resume from the last id
 // seen (last_event_id), so switching or reconnecting loses nothing.
@@ -20,7 +21,7 @@ function pushSubscribe(url, opts) {
   const onmessage = opts.onmessage || function () {};
   const onerror = opts.onerror || function () {};
   const onstate = opts.onstate || function () {};
-  const transport = opts.transport || "longpoll";
+  let transport = opts.transport || "auto";
   let closed = false;
   let lastID = "";     // "T:G" of the last message received
   let lastModified = ""; // long-poll position
@@ -30,6 +31,7 @@ function pushSubscribe(url, opts) {
   let es = null;        // EventSource
   let ws = null;        // WebSocket
   let timer = null;
+  let opened = false;   // the WebSocket opened at least once
 
   function withID(u) {
     if (!lastID) return u;
@@ -108,7 +110,12 @@ function pushSubscribe(url, opts) {
     const u = new URL(withID(url), location.href);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(u.href, ["ws+meta.nchan"]);
-    ws.onopen = function () { retry = 0; onstate("open"); };
+    ws.onopen = function () {
+      opened = true;
+      if (transport === "auto") transport = "websocket";
+      retry = 0;
+      onstate("open");
+    };
     ws.onmessage = async function (e) {
       let frame = typeof e.data === "string" ? e.data : await e.data.text();
       let meta = { id: "", contentType: "" };
@@ -127,8 +134,16 @@ function pushSubscribe(url, opts) {
     ws.onclose = function (e) {
       ws = null;
       if (closed) return;
-      if (e.code === 1008 || e.code === 4403) end(403, e.reason || "Forbidden");
-      else if (e.code === 4410) end(410, e.reason || "Gone");
+      if (transport === "auto" && !opened) { // no WebSocket here: long-poll
+        transport = "longpoll";
+        longpoll();
+        return;
+      }
+      // The server closes with a reason like "410 Gone" (channel deleted) or
+      // "409 Conflict" (concurrency policy): final. Anything else (timeout,
+      // shutdown, network): reconnect and resume from the last id.
+      const status = parseInt(e.reason, 10);
+      if (status === 403 || status === 409 || status === 410) end(status, e.reason);
       else again(websocket);
     };
   }
@@ -143,7 +158,8 @@ function pushSubscribe(url, opts) {
     onstate("closed");
   }
 
-  const start = { longpoll, eventsource, websocket }[transport] || longpoll;
+  if (transport === "auto" && !window.WebSocket) transport = "longpoll";
+  const start = { auto: websocket, longpoll, eventsource, websocket }[transport] || longpoll;
   start();
-  return { close, transport, get lastID() { return lastID; } };
+  return { close, get transport() { return transport; }, get lastID() { return lastID; } };
 }

@@ -25,7 +25,7 @@ import (
 )
 
 // Timeout bounds a whole browser test.
-const Timeout = 60 * time.Second
+const Timeout = 2 * time.Minute
 
 // executable returns the Chromium binary to use, or "".
 func executable() string {

@@ -2,7 +2,7 @@
 // The computer's side of the QR login: start a login, show its QR code, wait
 // on its push channel, redeem the one-time code for a session cookie.
 const $ = (s) => document.querySelector(s);
-const transport = new URLSearchParams(location.search).get("transport") || "longpoll";
+const transport = new URLSearchParams(location.search).get("transport") || "auto";
 let sub = null;
 let tick = null;
 
@@ -51,6 +51,7 @@ async function start() {
   sub = pushSubscribe("/sub?id=" + encodeURIComponent(login.channel), {
     transport,
     onstate: (s) => {
+      if (sub) $("#transport").textContent = sub.transport;
       $("#state").textContent = s === "closed" ? "done" : s === "retrying" ? "reconnecting…" : "waiting for your phone";
     },
     onmessage: async (data) => {
