@@ -1,0 +1,102 @@
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/pushhub/push"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The subscriber script is copied into each app so each can be copied
+// alone; the copies must not drift.
+func TestPushJSCopiesAgree(t *testing.T) {
+	want, err := os.ReadFile("../../qrlogin/static/push.js")
+	require.NoError(t, err)
+	for _, p := range []string{"../../chat/static/push.js", "../../../cmd/pushd/demo/push.js"} {
+		got, err := os.ReadFile(p)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, got), "%s differs from examples/qrlogin/static/push.js: copy it over", p)
+	}
+}
+
+// TestBrowserPushdDemo drives pushd's demo page (cmd/pushd/demo) in
+// Chromium, served as cmd/pushd serves it: the page at "/", the Hub's
+// publisher at /pub and subscriber at /sub.
+func TestBrowserPushdDemo(t *testing.T) {
+	html, err := os.ReadFile("../../../cmd/pushd/demo/index.html")
+	require.NoError(t, err)
+	js, err := os.ReadFile("../../../cmd/pushd/demo/push.js")
+	require.NoError(t, err)
+	page := bytes.Replace(html, []byte(`<script data-inline="push.js"></script>`), append(append([]byte("<script>\n"), js...), "</script>"...), 1)
+
+	browser := Browser(t)
+	for _, transport := range append(Transports(t), "auto") {
+		t.Run(transport, func(t *testing.T) {
+			hub := push.New(push.Options{})
+			mux := http.NewServeMux()
+			mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.Write(page)
+			})
+			mux.Handle("/pub", hub.PublishHandler())
+			mux.Handle("/sub", hub.SubscribeHandler())
+			srv := httptest.NewServer(mux)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				hub.Shutdown(ctx)
+				srv.Close()
+			})
+			wait := chromedp.WithPollingTimeout(20 * time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _, err := hub.Publish(ctx, "news", &push.Message{Data: []byte("published before you came")})
+			require.NoError(t, err)
+
+			a, b := Context(t, browser), Context(t, browser)
+			url := srv.URL + "/?id=news&transport=" + transport
+			for _, c := range []context.Context{a, b} {
+				require.NoError(t, chromedp.Run(c,
+					chromedp.Navigate(url),
+					chromedp.Poll(`document.querySelector("#messages").textContent.includes("published before you came")`, nil, wait),
+				))
+			}
+			var result string
+			// (ByQuery: the default BySearch also matches text in the
+			// page's inlined script.)
+			require.NoError(t, chromedp.Run(a,
+				chromedp.SendKeys("#message", "hello from the box", chromedp.ByQuery),
+				chromedp.Click("#send", chromedp.ByQuery),
+				chromedp.Poll(`document.querySelector("#result").textContent.startsWith("Published")`, nil, wait),
+				chromedp.Text("#result", &result, chromedp.ByQuery),
+			))
+			assert.Contains(t, result, "subscribers")
+			for _, c := range []context.Context{a, b} {
+				require.NoError(t, chromedp.Run(c,
+					chromedp.Poll(`document.querySelector("#messages li .data").textContent === "hello from the box"`, nil, wait)))
+			}
+			_, _, err = hub.Publish(ctx, "news", &push.Message{Data: []byte("<i>from Go</i>"), ContentType: "text/html"})
+			require.NoError(t, err)
+			var first string
+			require.NoError(t, chromedp.Run(b,
+				chromedp.Poll(`document.querySelector("#messages li .data").textContent === "<i>from Go</i>"`, nil, wait),
+				chromedp.Text("#messages li .data", &first, chromedp.ByQuery),
+			))
+			assert.Equal(t, "<i>from Go</i>", first, "shown as text")
+			if transport != "longpoll" && transport != "auto" {
+				var used string
+				require.NoError(t, chromedp.Run(b, chromedp.Text("#used", &used, chromedp.ByQuery)))
+				assert.Equal(t, "via "+transport, used)
+			}
+			Screenshot(t, b, "pushd-demo-"+transport)
+		})
+	}
+}
