@@ -38,9 +38,20 @@ func TestBrowserPushdDemo(t *testing.T) {
 	page := bytes.Replace(html, []byte(`<script data-inline="push.js"></script>`), append(append([]byte("<script>\n"), js...), "</script>"...), 1)
 
 	browser := Browser(t)
-	for _, transport := range append(Transports(t), "auto") {
-		t.Run(transport, func(t *testing.T) {
-			hub := push.New(push.Options{})
+	type run struct {
+		name, transport string
+		opts            push.Options
+	}
+	var runs []run
+	for _, tr := range append(Transports(t), "auto") {
+		runs = append(runs, run{tr, tr, push.Options{}})
+	}
+	// Without WebSocket on the server, "auto" falls back to long-poll.
+	runs = append(runs, run{"auto-without-websocket", "auto", push.Options{Transports: push.AllTransports &^ push.TransportWebSocket}})
+	for _, r := range runs {
+		transport := r.transport
+		t.Run(r.name, func(t *testing.T) {
+			hub := push.New(r.opts)
 			mux := http.NewServeMux()
 			mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -91,12 +102,17 @@ func TestBrowserPushdDemo(t *testing.T) {
 				chromedp.Text("#messages li .data", &first, chromedp.ByQuery),
 			))
 			assert.Equal(t, "<i>from Go</i>", first, "shown as text")
-			if transport != "longpoll" && transport != "auto" {
-				var used string
-				require.NoError(t, chromedp.Run(b, chromedp.Text("#used", &used, chromedp.ByQuery)))
-				assert.Equal(t, "via "+transport, used)
+			want := transport
+			switch r.name {
+			case "auto":
+				want = "websocket"
+			case "auto-without-websocket":
+				want = "longpoll"
 			}
-			Screenshot(t, b, "pushd-demo-"+transport)
+			var used string
+			require.NoError(t, chromedp.Run(b, chromedp.Text("#used", &used, chromedp.ByQuery)))
+			assert.Equal(t, "via "+want, used)
+			Screenshot(t, b, "pushd-demo-"+r.name)
 		})
 	}
 }
