@@ -71,6 +71,7 @@ type app struct {
 	byChannel map[string]*login
 	byToken   map[string]*login
 	sessions  map[string]string // sessionCookie value -> user name
+	swept     time.Time         // last sweep
 }
 
 // newApp returns the app with its own Hub. Close it with hub.Shutdown.
@@ -169,6 +170,10 @@ func (a *app) startLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := a.hub.CreateChannel(r.Context(), l.channel); err != nil {
+		a.mu.Lock()
+		delete(a.byChannel, l.channel)
+		delete(a.byToken, l.token)
+		a.mu.Unlock()
 		http.Error(w, "Cannot start a login: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -184,8 +189,13 @@ func (a *app) startLogin(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// sweep forgets logins long past their expiry. a.mu is held.
+// sweep forgets logins long past their expiry, at most once a minute.
+// a.mu is held.
 func (a *app) sweep(now time.Time) {
+	if now.Sub(a.swept) < time.Minute {
+		return
+	}
+	a.swept = now
 	for id, l := range a.byChannel {
 		if now.Sub(l.expires) > forgetAfter {
 			delete(a.byChannel, id)
@@ -221,41 +231,44 @@ func (a *app) qrImage(w http.ResponseWriter, r *http.Request) {
 	w.Write(code.PNG())
 }
 
-// lookupToken finds the login of a QR token, or writes the page that says
-// why it cannot be used and returns nil.
-func (a *app) lookupToken(w http.ResponseWriter, token string) *login {
-	l := a.byToken[token]
+// refusal says why a QR token cannot be used (status, title, text), or
+// returns status 0 when it can. a.mu is held.
+func (a *app) refusal(l *login) (int, string, string) {
 	switch {
 	case l == nil:
-		a.page(w, http.StatusNotFound, "Unknown QR code",
-			"This login QR code is not valid. Open the login page on your computer and scan the code shown there.", nil)
+		return http.StatusNotFound, "Unknown QR code",
+			"This login QR code is not valid. Open the login page on your computer and scan the code shown there."
 	case l.state != pending:
-		a.page(w, http.StatusGone, "QR code already used",
-			"This QR code was already used. Each code logs in once; reload the login page on your computer for a new one.", nil)
+		return http.StatusGone, "QR code already used",
+			"This QR code was already used. Each code logs in once; reload the login page on your computer for a new one."
 	case a.now().After(l.expires):
-		a.page(w, http.StatusGone, "QR code expired",
-			"This QR code has expired (codes are valid for 2 minutes). Reload the login page on your computer for a new one.", nil)
-	default:
-		return l
+		return http.StatusGone, "QR code expired",
+			"This QR code has expired (codes are valid for 2 minutes). Reload the login page on your computer for a new one."
 	}
-	return nil
+	return 0, "", ""
 }
 
 // phonePage (GET /m/{token}) asks the phone's user to confirm.
 func (a *app) phonePage(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	l := a.lookupToken(w, r.PathValue("token"))
-	if l == nil {
+	l := a.byToken[r.PathValue("token")]
+	status, title, text := a.refusal(l)
+	var data map[string]any
+	if status == 0 {
+		data = map[string]any{
+			"Confirm": true,
+			"Agent":   l.pcAgent,
+			"Addr":    l.pcAddr,
+			"Age":     a.now().Sub(l.created).Round(time.Second).String(),
+			"Left":    l.expires.Sub(a.now()).Round(time.Second).String(),
+		}
+	}
+	a.mu.Unlock()
+	if status != 0 {
+		a.page(w, status, title, text, nil)
 		return
 	}
-	a.page(w, http.StatusOK, "Log in on your computer?", "", map[string]any{
-		"Confirm": true,
-		"Agent":   l.pcAgent,
-		"Addr":    l.pcAddr,
-		"Age":     a.now().Sub(l.created).Round(time.Second).String(),
-		"Left":    l.expires.Sub(a.now()).Round(time.Second).String(),
-	})
+	a.page(w, http.StatusOK, "Log in on your computer?", "", data)
 }
 
 var userName = regexp.MustCompile(`^[\p{L}\p{N}_.-]{1,32}$`)
@@ -274,9 +287,10 @@ func (a *app) phoneAnswer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	l := a.lookupToken(w, r.PathValue("token"))
-	if l == nil {
+	l := a.byToken[r.PathValue("token")]
+	if status, title, text := a.refusal(l); status != 0 {
 		a.mu.Unlock()
+		a.page(w, status, title, text, nil)
 		return
 	}
 	msg := map[string]string{"event": "denied"}

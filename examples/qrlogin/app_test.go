@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"rsc.io/qr"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -246,9 +247,16 @@ func TestOnlyTheStarterMaySubscribe(t *testing.T) {
 	req, _ := http.NewRequest("GET", srv.URL+l.QR, nil)
 	res, err := pc.Do(req)
 	require.NoError(t, err)
-	res.Body.Close()
+	defer res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Equal(t, "image/png", res.Header.Get("Content-Type"))
+	// The image is the QR code of the phone URL.
+	png, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	code, err := qr.Encode(l.URL, qr.M)
+	require.NoError(t, err)
+	code.Scale = 6
+	assert.Equal(t, code.PNG(), png)
 }
 
 func TestCodeOnlyForTheStarter(t *testing.T) {
