@@ -29,6 +29,9 @@ func TestBrowserChat(t *testing.T) {
 					chromedp.Navigate(page),
 					chromedp.WaitVisible("#join-form"),
 					chromedp.SendKeys("#nick", nick),
+				))
+				browsertest.Screenshot(t, ctx, "chat-join-"+nick+"-"+transport)
+				require.NoError(t, chromedp.Run(ctx,
 					chromedp.Click("#join-button"),
 					chromedp.WaitVisible("#chat"),
 				))
