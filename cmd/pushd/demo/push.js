@@ -73,7 +73,25 @@ function pushSubscribe(url, opts) {
         retry = 0;
         onstate("open");
         lastID = Math.floor(Date.parse(lastModified) / 1000) + ":" + etag;
-        onmessage(body, { id: lastID, contentType: res.headers.get("Content-Type") || "" });
+        const type = res.headers.get("Content-Type") || "";
+        const mp = /^multipart\/mixed;\s*boundary="?([^";]+)/i.exec(type);
+        if (!mp) {
+          onmessage(body, { id: lastID, contentType: type });
+          continue;
+        }
+        // Several messages at once (the server's long-poll catch-up):
+        // "--B\n" [Content-Type: C\n] "\n" payload "\n" ... "--B--\n".
+        const parts = body.split("--" + mp[1]);
+        for (let i = 1; i < parts.length - 1 && !closed; i++) {
+          let part = parts[i].slice(1, -1), ptype = ""; // the LFs around the part
+          const head = /^content-type:\s*([^\n]*)\n/i.exec(part);
+          if (head) {
+            ptype = head[1];
+            part = part.slice(head[0].length);
+          }
+          part = part.slice(1); // the blank line before the payload
+          onmessage(part, { id: i === parts.length - 2 ? lastID : "", contentType: ptype });
+        }
       } else if (res.status === 304 || res.status === 408) {
         onstate("open"); // nothing new in time: ask again from the same position
       } else if (res.status >= 500 || res.status === 429) {

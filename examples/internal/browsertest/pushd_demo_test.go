@@ -46,6 +46,8 @@ func TestBrowserPushdDemo(t *testing.T) {
 	for _, tr := range append(Transports(t), "auto") {
 		runs = append(runs, run{tr, tr, push.Options{}})
 	}
+	// Several waiting messages in one long-poll answer (multipart/mixed).
+	runs = append(runs, run{"longpoll-catchup", "longpoll", push.Options{LongPollCatchUp: true}})
 	// Without WebSocket on the server, "auto" falls back to long-poll.
 	runs = append(runs, run{"auto-without-websocket", "auto", push.Options{Transports: push.AllTransports &^ push.TransportWebSocket}})
 	for _, r := range runs {
@@ -69,16 +71,31 @@ func TestBrowserPushdDemo(t *testing.T) {
 			wait := chromedp.WithPollingTimeout(20 * time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, _, err := hub.Publish(ctx, "news", &push.Message{Data: []byte("published before you came")})
-			require.NoError(t, err)
+			for _, m := range []*push.Message{
+				{Data: []byte("published before you came")},
+				{Data: []byte(`{"second": true}`), ContentType: "application/json"},
+				{Data: []byte("third\non two lines")},
+			} {
+				_, _, err := hub.Publish(ctx, "news", m)
+				require.NoError(t, err)
+			}
+			history := []string{"third\non two lines", `{"second": true}`, "published before you came"} // newest first
 
 			a, b := Context(t, browser), Context(t, browser)
 			url := srv.URL + "/?id=news&transport=" + transport
 			for _, c := range []context.Context{a, b} {
+				var got []string
 				require.NoError(t, chromedp.Run(c,
 					chromedp.Navigate(url),
-					chromedp.Poll(`document.querySelector("#messages").textContent.includes("published before you came")`, nil, wait),
+					chromedp.Poll(`document.querySelectorAll("#messages li").length >= 3`, nil, wait),
+					chromedp.Evaluate(`[...document.querySelectorAll("#messages li .data")].map(e => e.textContent)`, &got),
 				))
+				assert.Equal(t, history, got)
+			}
+			if r.name == "longpoll-catchup" { // the three came in one answer: only the last has an id
+				var meta string
+				require.NoError(t, chromedp.Run(a, chromedp.Text("#messages li:nth-child(2) .meta", &meta, chromedp.ByQuery)))
+				assert.Contains(t, meta, "id ? · application/json")
 			}
 			var result string
 			// (ByQuery: the default BySearch also matches text in the
@@ -94,7 +111,7 @@ func TestBrowserPushdDemo(t *testing.T) {
 				require.NoError(t, chromedp.Run(c,
 					chromedp.Poll(`document.querySelector("#messages li .data").textContent === "hello from the box"`, nil, wait)))
 			}
-			_, _, err = hub.Publish(ctx, "news", &push.Message{Data: []byte("<i>from Go</i>"), ContentType: "text/html"})
+			_, _, err := hub.Publish(ctx, "news", &push.Message{Data: []byte("<i>from Go</i>"), ContentType: "text/html"})
 			require.NoError(t, err)
 			var first string
 			require.NoError(t, chromedp.Run(b,
@@ -106,7 +123,7 @@ func TestBrowserPushdDemo(t *testing.T) {
 			switch r.name {
 			case "auto":
 				want = "websocket"
-			case "auto-without-websocket":
+			case "auto-without-websocket", "longpoll-catchup":
 				want = "longpoll"
 			}
 			var used string
