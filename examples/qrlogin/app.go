@@ -32,7 +32,7 @@ const (
 
 // Lifetimes.
 const (
-	loginTTL    = 2 * time.Minute  // how long a QR code can be used
+	loginTTL    = 2 * time.Minute  // how long a QR code can be used (app.loginTTL)
 	exchangeTTL = 30 * time.Second // how long the PC has to redeem the code after the phone confirmed
 	forgetAfter = 10 * time.Minute // how long a finished or expired login is remembered, to explain a reused QR
 	maxLogins   = 100000           // pending logins kept at most (a bound against floods)
@@ -63,9 +63,10 @@ type login struct {
 
 // app is the QR login web app. Create it with newApp; it is an http.Handler.
 type app struct {
-	hub *push.Hub
-	mux *http.ServeMux
-	now func() time.Time // replaced by tests
+	hub      *push.Hub
+	mux      *http.ServeMux
+	now      func() time.Time // replaced by tests
+	loginTTL time.Duration    // how long a QR code can be used; shortened by tests
 
 	mu        sync.Mutex
 	byChannel map[string]*login
@@ -78,6 +79,7 @@ type app struct {
 func newApp() *app {
 	a := &app{
 		now:       time.Now,
+		loginTTL:  loginTTL,
 		byChannel: make(map[string]*login),
 		byToken:   make(map[string]*login),
 		sessions:  make(map[string]string),
@@ -155,9 +157,10 @@ func (a *app) startLogin(w http.ResponseWriter, r *http.Request) {
 		pcAgent: r.UserAgent(),
 		pcAddr:  r.RemoteAddr,
 		created: now,
-		expires: now.Add(loginTTL),
 	}
 	a.mu.Lock()
+	ttl := a.loginTTL
+	l.expires = now.Add(ttl)
 	a.sweep(now)
 	full := len(a.byChannel) >= maxLogins
 	if !full {
@@ -185,7 +188,7 @@ func (a *app) startLogin(w http.ResponseWriter, r *http.Request) {
 		"channel":   l.channel,
 		"qr":        "/qr/" + l.token,
 		"url":       scheme + "://" + r.Host + "/m/" + l.token,
-		"expiresIn": int(loginTTL / time.Second),
+		"expiresIn": ttl.Seconds(),
 	})
 }
 

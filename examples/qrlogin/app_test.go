@@ -58,7 +58,7 @@ type loginInfo struct {
 	Channel   string
 	QR        string
 	URL       string
-	ExpiresIn int
+	ExpiresIn float64
 }
 
 func startLogin(t *testing.T, c *http.Client, srv *httptest.Server) loginInfo {
@@ -115,7 +115,7 @@ func TestLoginFlow(t *testing.T) {
 	pc, phone := newClient(t), newClient(t)
 	l := startLogin(t, pc, srv)
 	assert.Len(t, strings.TrimPrefix(l.Channel, "login-"), 32, "128-bit channel id")
-	assert.Equal(t, 120, l.ExpiresIn)
+	assert.Equal(t, 120.0, l.ExpiresIn)
 	require.True(t, strings.HasPrefix(l.URL, srv.URL+"/m/"), l.URL)
 
 	// The PC waits on its channel while the phone confirms.

@@ -113,3 +113,51 @@ func TestBrowserQRLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserQRExpired lets a login expire (the app's lifetime shortened to
+// a second): the PC page says so and offers a new code; the phone opening
+// the old QR gets a clear page.
+func TestBrowserQRExpired(t *testing.T) {
+	browser := browsertest.Browser(t)
+	a, srv := startApp(t, nil)
+	a.loginTTL = time.Second
+	pc := browsertest.Context(t, browser)
+	phone := browsertest.Context(t, browser)
+	wait := chromedp.WithPollingTimeout(20 * time.Second)
+
+	var oldURL, why string
+	var ok bool
+	require.NoError(t, chromedp.Run(pc,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible("#waiting"),
+		chromedp.AttributeValue("#qr-link", "data-url", &oldURL, &ok),
+		chromedp.WaitVisible("#expired"),
+		chromedp.Text("#expired-why", &why),
+	))
+	require.True(t, ok)
+	assert.Equal(t, "Codes are valid for 1 second.", why)
+	browsertest.Screenshot(t, pc, "qrlogin-pc-expired")
+
+	res, err := chromedp.RunResponse(phone, chromedp.Navigate(oldURL))
+	require.NoError(t, err)
+	assert.Equal(t, int64(410), res.Status)
+	var title string
+	require.NoError(t, chromedp.Run(phone, chromedp.Text("#title", &title)))
+	assert.Equal(t, "QR code expired", title)
+
+	// "Show a new code" starts a new login with a new QR.
+	a.mu.Lock()
+	a.loginTTL = loginTTL
+	a.mu.Unlock()
+	var newURL string
+	require.NoError(t, chromedp.Run(pc,
+		chromedp.Click("#again"),
+		chromedp.WaitVisible("#waiting"),
+		chromedp.Poll(`document.querySelector("#qr-link").dataset.url !== `+"`"+oldURL+"`", nil, wait),
+		chromedp.AttributeValue("#qr-link", "data-url", &newURL, &ok),
+	))
+	assert.NotEqual(t, oldURL, newURL)
+	res, err = chromedp.RunResponse(phone, chromedp.Navigate(newURL))
+	require.NoError(t, err)
+	assert.Equal(t, int64(200), res.Status)
+}

@@ -44,7 +44,10 @@ async function start() {
   const deadline = Date.now() + login.expiresIn * 1000;
   tick = setInterval(() => {
     const left = Math.round((deadline - Date.now()) / 1000);
-    if (left <= 0) return expired("Codes are valid for 2 minutes.");
+    if (left <= 0) {
+      const s = login.expiresIn;
+      return expired("Codes are valid for " + (s >= 120 ? Math.round(s / 60) + " minutes." : s + (s === 1 ? " second." : " seconds.")));
+    }
     $("#countdown").textContent = "Valid for " + left + " s";
   }, 1000);
 
