@@ -126,7 +126,8 @@ func Context(t *testing.T, browser context.Context) context.Context {
 	return ctx
 }
 
-// Tab returns a new tab in the browser context of ctx (one made by Context).
+// Tab returns a new tab (in a window of its own) in the browser context of
+// ctx (one made by Context): it shares cookies and storage with ctx's tab.
 func Tab(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
 	c := chromedp.FromContext(ctx)
@@ -137,7 +138,9 @@ func Tab(t *testing.T, ctx context.Context) context.Context {
 		if err != nil {
 			return err
 		}
-		tid, err = target.CreateTarget("about:blank").WithBrowserContextID(info.BrowserContextID).Do(exec)
+		// A window of its own, not a background tab: background tabs get
+		// no animation frames, which chromedp.Poll waits on.
+		tid, err = target.CreateTarget("about:blank").WithBrowserContextID(info.BrowserContextID).WithNewWindow(true).Do(exec)
 		return err
 	}))
 	if err != nil {
