@@ -1,7 +1,7 @@
 // Package browsertest starts a real headless Chromium for the examples'
 // end-to-end tests, driven with github.com/chromedp/chromedp.
 //
-// Chromium is found at $CHROMIUM, /usr/bin/chromium or on $PATH as
+// Chromium is found at $CHROMIUM (if set), else /usr/bin/chromium or on $PATH as
 // chromium / chromium-browser / google-chrome. Without one, tests are skipped
 // with a message saying how to install it, unless CI=true, where they fail.
 package browsertest
@@ -30,6 +30,9 @@ const Timeout = 2 * time.Minute
 // executable returns the Chromium binary to use, or "".
 func executable() string {
 	if p := os.Getenv("CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
 		return p
 	}
 	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
