@@ -15,8 +15,12 @@ const publisherAllow = "GET, POST, PUT, DELETE, OPTIONS"
 // the body to the channel, PUT creates it (or publishes, with PutPublishes),
 // GET describes it, DELETE deletes it and ends its subscribers. Every 2xx
 // answer carries the channel info, as plain text or in the JSON, XML or
-// YAML form the Accept header names. Mount it where only trusted publishers
-// can reach it, or set Options.AuthorizePublish.
+// YAML form the Accept header names. A WebSocket upgrade (GET) opens a
+// publishing connection: every frame the client sends is published as one
+// message (binary frames as application/octet-stream) and answered with a
+// text frame holding the channel info; Hub.Shutdown does not close these
+// connections, the next publish on them fails. Mount it where only trusted
+// publishers can reach it, or set Options.AuthorizePublish.
 func (h *Hub) PublishHandler() http.Handler { return http.HandlerFunc(h.servePublish) }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {

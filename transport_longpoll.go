@@ -48,7 +48,7 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 	default:
 		if h.opts.LongPollCatchUp {
 			if more, _ := sub.TryNext(ctx); more != nil {
-				h.writeCatchUp(w, sub, m, more)
+				h.writeCatchUp(ctx, w, sub, m, more)
 				return
 			}
 		}
@@ -64,8 +64,23 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 		if sub.Missed() {
 			hd.Set(missedHeader, "true")
 		}
-		w.WriteHeader(http.StatusOK)
-		w.Write(m.Data)
+		h.writeAnswer(w, m.Data)
+	}
+}
+
+// writeAnswer writes a 200 long-poll answer with body under the write
+// deadline, flushes it, and clears the deadline (the connection may be
+// kept alive for the next poll).
+func (h *Hub) writeAnswer(w http.ResponseWriter, body []byte) {
+	rc := http.NewResponseController(w)
+	if h.opts.WriteTimeout > 0 {
+		rc.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+	if h.opts.WriteTimeout > 0 {
+		rc.Flush()
+		rc.SetWriteDeadline(time.Time{})
 	}
 }
 
@@ -131,11 +146,11 @@ const (
 // position after the last part. Lines end in LF alone because
 // NchanSubscriber.js's parser keeps a CR at the end of each payload
 // otherwise; Go's mime/multipart reads both.
-func (h *Hub) writeCatchUp(w http.ResponseWriter, sub *Subscription, first, second *Message) {
+func (h *Hub) writeCatchUp(ctx context.Context, w http.ResponseWriter, sub *Subscription, first, second *Message) {
 	msgs := []*Message{first, second}
 	size := len(first.Data) + len(second.Data)
 	for len(msgs) < catchUpMessages && size < catchUpBytes {
-		m, err := sub.TryNext(context.Background())
+		m, err := sub.TryNext(ctx)
 		if m == nil || err != nil {
 			break
 		}
@@ -161,8 +176,7 @@ func (h *Hub) writeCatchUp(w http.ResponseWriter, sub *Subscription, first, seco
 	if sub.Missed() {
 		hd.Set(missedHeader, "true")
 	}
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	h.writeAnswer(w, body)
 }
 
 // buildLongPollPart is a catch-up part after its delimiter line.

@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +201,25 @@ func TestTrSSEDisabledFallsThrough(t *testing.T) {
 	assert.Equal(t, "text/plain", s.resp.Header.Get("Content-Type"))
 	assert.Equal(t, fmt.Sprint(m.ID.Tag), s.resp.Header.Get("Etag"))
 	s.expectEOF("plain")
+}
+
+// An EventSource subscriber that stops reading is dropped when a write
+// times out; the publisher never waits for it.
+func TestTrSSESlowReaderDropped(t *testing.T) {
+	e := trStartWith(t, Options{MessageBufferLength: 100, WriteTimeout: 100 * time.Millisecond, PingInterval: -1},
+		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
+	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(8 << 10)
+	_, err = io.WriteString(c, "GET /sub?id=a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	require.NoError(t, err)
+	e.waitSubscribers(1)
+	payload := strings.Repeat("x", 16<<10)
+	for range 100 { // 1.6 MB, far more than the socket buffers hold
+		e.publish("a", payload, "")
+	}
+	end := e.waitEnded()
+	assert.Equal(t, TransportEventSource, end.t)
+	assert.ErrorIs(t, end.err, os.ErrDeadlineExceeded)
 }

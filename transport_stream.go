@@ -3,9 +3,13 @@ package push
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -128,14 +132,29 @@ func (h *Hub) pump(ctx context.Context, sub *Subscription, f streamFraming, firs
 // ended reports the end of a streaming subscriber to the log and the test
 // hook.
 func (h *Hub) ended(t Transport, sub *Subscription, err error) {
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrChannelDeleted) &&
-		!errors.Is(err, ErrHubClosed) && !errors.Is(err, ErrConflict) && err != errSubscriberTimeout {
-		h.log.Info("push: subscriber dropped: it did not keep up or its connection failed; it can resume from its last id",
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
+		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		h.log.Info("push: slow subscriber dropped: a write or ping took longer than the write timeout; it can resume from its last id",
 			"transport", t.String(), "channels", sub.channels, "position", sub.Position(), "error", err)
+	case statusOf(err) >= 500 && !isConnError(err):
+		h.log.Warn("push: subscriber ended by an error", "transport", t.String(), "channels", sub.channels, "error", err)
+	default:
+		h.log.Debug("push: subscriber connection ended", "transport", t.String(), "channels", sub.channels, "error", err)
 	}
 	if h.streamEnded != nil {
 		h.streamEnded(t, err)
 	}
+}
+
+// isConnError reports whether err is a failed read or write on the
+// client's connection (it went away), rather than a server error.
+func isConnError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // httpStream is the part of the HTTP framings that owns the response: it

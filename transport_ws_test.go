@@ -381,15 +381,12 @@ func (l trSmallBufListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// A subscriber that stops reading is dropped when a write times out, while
-// a fast one gets every message and the publisher never waits.
-func TestTrWSSlowReaderDropped(t *testing.T) {
-	const n, size = 200, 16 << 10 // 3.2 MB in all
-	e := trStartWith(t, Options{MessageBufferLength: n, WriteTimeout: time.Second, PingInterval: -1},
-		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
-
-	// The slow client's socket gets a small receive buffer.
-	dialer := &net.Dialer{Control: nil}
+// dialSmallBuf dials a WebSocket subscriber whose socket has a small
+// receive buffer, so that the server's writes block soon when it does not
+// read (use with trSmallBufListener on the server).
+func (e *trEnv) dialSmallBuf(channels []string, q url.Values, protocols ...string) *websocket.Conn {
+	e.t.Helper()
+	dialer := &net.Dialer{}
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
 		if tc, ok := c.(*net.TCPConn); ok {
@@ -397,13 +394,75 @@ func TestTrWSSlowReaderDropped(t *testing.T) {
 		}
 		return c, err
 	}}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	e.t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	slow, _, err := websocket.Dial(ctx, e.subURL("ws", []string{"a"}, nil),
-		&websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	require.NoError(t, err)
-	defer slow.CloseNow()
+	c, _, err := websocket.Dial(ctx, e.subURL("ws", channels, q),
+		&websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, Subprotocols: protocols})
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { c.CloseNow() })
+	c.SetReadLimit(1 << 20)
+	return c
+}
+
+// A subscriber that falls behind by more than the buffer (and the Hub's
+// window of recent messages) is told it missed messages, in order, before
+// the first message after the gap; the publisher never waited for it.
+func TestTrWSMissedWhileBehind(t *testing.T) {
+	const n, size = windowSize + 40, 16 << 10
+	e := trStartWith(t, Options{MessageBufferLength: 4, PingInterval: -1},
+		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
+	// Start from a known position. (A subscriber of a new, empty channel
+	// has the zero position, "from the oldest buffered", and is not told.)
+	start := e.publish("a", "start", "")
+	c := e.dialSmallBuf([]string{"a"}, url.Values{"last_event_id": {start.ID.String()}}, wsMetaProtocol)
+	e.waitSubscribers(1)
+	payload := strings.Repeat("x", size)
+	var ids []string
+	for range n {
+		ids = append(ids, e.publish("a", payload, "").ID.String())
+	}
+	index := map[string]int{start.ID.String(): -1}
+	for i, id := range ids {
+		index[id] = i
+	}
+	// Read up to the newest message. Every jump over messages must come
+	// right after a missed frame naming the position before the jump, and
+	// every missed frame must be followed by a jump.
+	prev, gapAnnounced, gaps := -1, false, 0
+	for prev != n-1 {
+		_, frame := trRead(t, c)
+		head, _, _ := strings.Cut(frame, "\n\n")
+		id, rest, _ := strings.Cut(strings.TrimPrefix(head, "id: "), "\n")
+		if rest == "content-type: "+wsMissedType {
+			require.False(t, gapAnnounced, "two missed frames in a row")
+			require.Equal(t, prev, index[id], "the missed frame names the last position")
+			gapAnnounced = true
+			continue
+		}
+		i, ok := index[id]
+		require.True(t, ok, "unknown id %s", id)
+		require.Greater(t, i, prev, "in order, no repeats")
+		if i == prev+1 {
+			require.False(t, gapAnnounced, "a missed frame without a gap (at %d)", i)
+		} else {
+			require.True(t, gapAnnounced, "a silent jump from %d to %d", prev, i)
+			gaps++
+		}
+		gapAnnounced = false
+		prev = i
+	}
+	assert.Positive(t, gaps, "the subscriber fell behind the buffer")
+}
+
+// A subscriber that stops reading is dropped when a write times out, while
+// a fast one gets every message and the publisher never waits.
+func TestTrWSSlowReaderDropped(t *testing.T) {
+	const n, size = 200, 16 << 10 // 3.2 MB in all
+	e := trStartWith(t, Options{MessageBufferLength: n, WriteTimeout: time.Second, PingInterval: -1},
+		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
+
+	slow := e.dialSmallBuf([]string{"a"}, nil)
 	fast := e.dial([]string{"a"}, nil, nil)
 	fast.SetReadLimit(1 << 20)
 	e.waitSubscribers(2)
@@ -423,7 +482,8 @@ func TestTrWSSlowReaderDropped(t *testing.T) {
 	assert.ErrorIs(t, end.err, context.DeadlineExceeded, "dropped by the write deadline")
 
 	// The slow client finds the connection cut before all messages.
-	slow.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	got := 0
 	for {
 		_, _, err := slow.Read(ctx)
