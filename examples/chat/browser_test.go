@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/pushhub/push/examples/internal/browsertest"
@@ -21,7 +20,7 @@ func TestBrowserChat(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			_, srv := startApp(t, nil)
 			page := srv.URL + "/?room=test&transport=" + transport
-			wait := chromedp.WithPollingTimeout(20 * time.Second)
+			wait := browsertest.Wait
 
 			join := func(ctx context.Context, nick string) {
 				t.Helper()
@@ -41,7 +40,7 @@ func TestBrowserChat(t *testing.T) {
 				require.NoError(t, chromedp.Run(ctx,
 					chromedp.SendKeys("#text", text),
 					chromedp.Click("#send"),
-					chromedp.Poll(`document.querySelector("#text").value === ""`, nil, wait), // accepted
+					chromedp.Poll(`document.querySelector("#text").value === ""`, nil, wait...), // accepted
 				))
 			}
 			// sees waits until the page lists n messages and returns them as
@@ -50,7 +49,7 @@ func TestBrowserChat(t *testing.T) {
 				t.Helper()
 				var got []string
 				require.NoError(t, chromedp.Run(ctx,
-					chromedp.Poll(`document.querySelectorAll("#messages li").length >= `+strconv.Itoa(n), nil, wait),
+					chromedp.Poll(`document.querySelectorAll("#messages li").length >= `+strconv.Itoa(n), nil, wait...),
 					chromedp.Evaluate(`[...document.querySelectorAll("#messages li")].map(li =>
 						li.querySelector(".nick").textContent + ": " + li.querySelector(".text").textContent)`, &got),
 				))
@@ -85,7 +84,7 @@ func TestBrowserChat(t *testing.T) {
 
 			// The member count (channel info) reaches the three pages.
 			require.NoError(t, chromedp.Run(bob,
-				chromedp.Poll(`+document.querySelector("#members").dataset.count >= 3`, nil, wait)))
+				chromedp.Poll(`+document.querySelector("#members").dataset.count >= 3`, nil, wait...)))
 
 			// carol joins late and sees the history.
 			carol := browsertest.Context(t, browser)

@@ -24,7 +24,7 @@ func TestBrowserQRLogin(t *testing.T) {
 			phone := browsertest.Context(t, browser)
 			phone2 := browsertest.Context(t, browser)
 			third := browsertest.Context(t, browser)
-			wait := chromedp.WithPollingTimeout(20 * time.Second)
+			wait := browsertest.Wait
 
 			// The PC shows a QR code; its phone URL is next to it.
 			var phoneURL, channel string
@@ -32,7 +32,7 @@ func TestBrowserQRLogin(t *testing.T) {
 			require.NoError(t, chromedp.Run(pc,
 				chromedp.Navigate(srv.URL+"/?transport="+transport),
 				chromedp.WaitVisible("#waiting"),
-				chromedp.Poll(`document.querySelector("#qr").naturalWidth > 100`, nil, wait),
+				chromedp.Poll(`document.querySelector("#qr").naturalWidth > 100`, nil, wait...),
 				chromedp.AttributeValue("#qr-link", "data-url", &phoneURL, &ok),
 				chromedp.Evaluate(`document.body.dataset.channel`, &channel),
 				chromedp.Evaluate(`window.notReloaded = true`, nil),
@@ -47,7 +47,7 @@ func TestBrowserQRLogin(t *testing.T) {
 					want = "websocket"
 				}
 				var used string
-				require.NoError(t, chromedp.Run(pc, chromedp.Poll(`document.querySelector("#transport").textContent === "`+want+`"`, nil, wait),
+				require.NoError(t, chromedp.Run(pc, chromedp.Poll(`document.querySelector("#transport").textContent === "`+want+`"`, nil, wait...),
 					chromedp.Text("#transport", &used)))
 				assert.Equal(t, want, used)
 			}
@@ -82,7 +82,7 @@ func TestBrowserQRLogin(t *testing.T) {
 			var heading, user string
 			var notReloaded bool
 			require.NoError(t, chromedp.Run(pc,
-				chromedp.Poll(`!document.querySelector("#loggedin").hidden`, nil, wait),
+				chromedp.Poll(`!document.querySelector("#loggedin").hidden`, nil, wait...),
 				chromedp.WaitVisible("#loggedin"),
 				chromedp.Text("#loggedin h1", &heading),
 				chromedp.Text("#user", &user),
@@ -123,7 +123,7 @@ func TestBrowserQRExpired(t *testing.T) {
 	a.loginTTL = time.Second
 	pc := browsertest.Context(t, browser)
 	phone := browsertest.Context(t, browser)
-	wait := chromedp.WithPollingTimeout(20 * time.Second)
+	wait := browsertest.Wait
 
 	var oldURL, why string
 	var ok bool
@@ -153,7 +153,7 @@ func TestBrowserQRExpired(t *testing.T) {
 	require.NoError(t, chromedp.Run(pc,
 		chromedp.Click("#again"),
 		chromedp.WaitVisible("#waiting"),
-		chromedp.Poll(`document.querySelector("#qr-link").dataset.url !== `+"`"+oldURL+"`", nil, wait),
+		chromedp.Poll(`document.querySelector("#qr-link").dataset.url !== `+"`"+oldURL+"`", nil, wait...),
 		chromedp.AttributeValue("#qr-link", "data-url", &newURL, &ok),
 	))
 	assert.NotEqual(t, oldURL, newURL)

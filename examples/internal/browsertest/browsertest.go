@@ -224,3 +224,11 @@ func Transports(t *testing.T) []string {
 	}
 	return list
 }
+
+// Wait are the options for chromedp.Poll in these tests: give up after 20s,
+// and poll on a timer rather than on animation frames, which a page that is
+// not in front may not get.
+var Wait = []chromedp.PollOption{
+	chromedp.WithPollingTimeout(20 * time.Second),
+	chromedp.WithPollingInterval(20 * time.Millisecond),
+}

@@ -68,7 +68,7 @@ func TestBrowserPushdDemo(t *testing.T) {
 				hub.Shutdown(ctx)
 				srv.Close()
 			})
-			wait := chromedp.WithPollingTimeout(20 * time.Second)
+			wait := Wait
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			for _, m := range []*push.Message{
@@ -87,7 +87,7 @@ func TestBrowserPushdDemo(t *testing.T) {
 				var got []string
 				require.NoError(t, chromedp.Run(c,
 					chromedp.Navigate(url),
-					chromedp.Poll(`document.querySelectorAll("#messages li").length >= 3`, nil, wait),
+					chromedp.Poll(`document.querySelectorAll("#messages li").length >= 3`, nil, wait...),
 					chromedp.Evaluate(`[...document.querySelectorAll("#messages li .data")].map(e => e.textContent)`, &got),
 				))
 				assert.Equal(t, history, got)
@@ -103,19 +103,19 @@ func TestBrowserPushdDemo(t *testing.T) {
 			require.NoError(t, chromedp.Run(a,
 				chromedp.SendKeys("#message", "hello from the box", chromedp.ByQuery),
 				chromedp.Click("#send", chromedp.ByQuery),
-				chromedp.Poll(`document.querySelector("#result").textContent.startsWith("Published")`, nil, wait),
+				chromedp.Poll(`document.querySelector("#result").textContent.startsWith("Published")`, nil, wait...),
 				chromedp.Text("#result", &result, chromedp.ByQuery),
 			))
 			assert.Contains(t, result, "subscribers")
 			for _, c := range []context.Context{a, b} {
 				require.NoError(t, chromedp.Run(c,
-					chromedp.Poll(`document.querySelector("#messages li .data").textContent === "hello from the box"`, nil, wait)))
+					chromedp.Poll(`document.querySelector("#messages li .data").textContent === "hello from the box"`, nil, wait...)))
 			}
 			_, _, err := hub.Publish(ctx, "news", &push.Message{Data: []byte("<i>from Go</i>"), ContentType: "text/html"})
 			require.NoError(t, err)
 			var first string
 			require.NoError(t, chromedp.Run(b,
-				chromedp.Poll(`document.querySelector("#messages li .data").textContent === "<i>from Go</i>"`, nil, wait),
+				chromedp.Poll(`document.querySelector("#messages li .data").textContent === "<i>from Go</i>"`, nil, wait...),
 				chromedp.Text("#messages li .data", &first, chromedp.ByQuery),
 			))
 			assert.Equal(t, "<i>from Go</i>", first, "shown as text")
