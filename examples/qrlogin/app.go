@@ -283,6 +283,7 @@ var userName = regexp.MustCompile(`^[\p{L}\p{N}_.-]{1,32}$`)
 func (a *app) phoneAnswer(w http.ResponseWriter, r *http.Request) {
 	// In a real app the phone is already signed in and the user comes from
 	// its session; this demo lets the phone's user type a name.
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	user := strings.TrimSpace(r.PostFormValue("user"))
 	confirm := r.PostFormValue("answer") == "confirm"
 	if confirm && !userName.MatchString(user) {
@@ -311,6 +312,9 @@ func (a *app) phoneAnswer(w http.ResponseWriter, r *http.Request) {
 
 	data, _ := json.Marshal(msg)
 	if _, _, err := a.hub.Publish(r.Context(), channel, &push.Message{Data: data, ContentType: "application/json"}); err != nil {
+		a.mu.Lock() // the computer was not told: the QR code stays usable
+		l.state, l.user, l.code = pending, "", ""
+		a.mu.Unlock()
 		a.page(w, http.StatusServiceUnavailable, "Try again", "The computer could not be told: "+err.Error(), nil)
 		return
 	}
