@@ -298,6 +298,7 @@ func (a *app) phoneAnswer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := map[string]string{"event": "denied"}
+	expires := l.expires
 	if confirm {
 		l.state = confirmed
 		l.user = user
@@ -313,7 +314,7 @@ func (a *app) phoneAnswer(w http.ResponseWriter, r *http.Request) {
 	data, _ := json.Marshal(msg)
 	if _, _, err := a.hub.Publish(r.Context(), channel, &push.Message{Data: data, ContentType: "application/json"}); err != nil {
 		a.mu.Lock() // the computer was not told: the QR code stays usable
-		l.state, l.user, l.code = pending, "", ""
+		l.state, l.user, l.code, l.expires = pending, "", "", expires
 		a.mu.Unlock()
 		a.page(w, http.StatusServiceUnavailable, "Try again", "The computer could not be told: "+err.Error(), nil)
 		return
