@@ -93,6 +93,16 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		h.untrack()
 		return nil, err
 	}
+	// Attach first, so that every message published from the moment the
+	// store counts us reaches our window even when the buffer is disabled.
+	for _, c := range channels {
+		hc, seq, err := h.attach(c)
+		if err != nil {
+			return fail(err)
+		}
+		s.hcs = append(s.hcs, hc)
+		s.seqs = append(s.seqs, seq)
+	}
 	for i, c := range channels {
 		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
 		if err != nil {
@@ -104,13 +114,10 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 			return fail(ErrTooManySubscribers)
 		}
 	}
-	for _, c := range channels {
-		hc, seq, err := h.attach(c)
-		if err != nil {
-			return fail(err)
+	if h.opts.Concurrency == Last {
+		for i, hc := range s.hcs {
+			hc.takeOver(s.seqs[i])
 		}
-		s.hcs = append(s.hcs, hc)
-		s.seqs = append(s.seqs, seq)
 	}
 	return s, nil
 }
