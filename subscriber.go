@@ -1,6 +1,7 @@
 package push
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -119,7 +120,16 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.subscribe(r.Context(), channels, pos)
 	if err != nil {
-		if statusOf(err) >= 500 {
+		if errors.Is(err, ErrHubClosed) && transport == TransportEventSource {
+			// A browser's EventSource gives up for good on a non-200
+			// answer; an ended 200 stream makes it reconnect (to another
+			// server, or this one restarted) with its Last-Event-ID.
+			w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte("retry: 1000\n:503: Service Unavailable\n\n"))
+			return
+		}
+		if statusOf(err) >= 500 && !errors.Is(err, ErrHubClosed) {
 			h.log.Warn("push: subscribe failed", "channels", channels, "error", err)
 		}
 		fail(err)

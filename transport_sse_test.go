@@ -160,6 +160,14 @@ func TestTrSSETimeoutAndShutdown(t *testing.T) {
 	go func() { done <- e2.hub.Shutdown(ctx) }()
 	s.expectEOF(":503: Service Unavailable\n\n")
 	require.NoError(t, <-done)
+
+	// A browser reconnecting to the hub that is shut down gets an ended 200
+	// stream that tells it to retry (a non-200 answer would make its
+	// EventSource give up for good).
+	s = e2.get([]string{"a"}, nil, trSSEHeader)
+	require.Equal(t, http.StatusOK, s.resp.StatusCode)
+	require.Equal(t, "text/event-stream; charset=utf-8", s.resp.Header.Get("Content-Type"))
+	s.expectEOF("retry: 1000\n:503: Service Unavailable\n\n")
 }
 
 func TestTrSSEPing(t *testing.T) {
