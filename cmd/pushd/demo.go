@@ -4,22 +4,25 @@ import (
 	"bytes"
 	_ "embed"
 	"net/http"
+
+	"github.com/pushhub/push/pushjs"
 )
 
-// The demo page and the subscriber script it inlines (a copy of
-// examples/qrlogin/static/push.js; a test in the examples module checks the
-// copies agree).
-var (
-	//go:embed demo/index.html
-	demoHTML []byte
-	//go:embed demo/push.js
-	demoJS []byte
-)
+// The demo page.
+//
+//go:embed demo/index.html
+var demoHTML []byte
 
-// demoPage is demoHTML with push.js inlined, so that the page is one
-// response at "/" and pushd serves no other path of its own.
-var demoPage = bytes.Replace(demoHTML, []byte("<script data-inline=\"push.js\"></script>"),
-	append(append([]byte("<script>\n"), demoJS...), "</script>"...), 1)
+// demoPage is demoHTML with push.js (package pushjs) inlined, so that the
+// page is one response at "/" and pushd serves no other path of its own.
+var demoPage = inlinePushJS(demoHTML)
+
+// inlinePushJS returns the page html with push.js inlined in place of its
+// <script data-inline="push.js"></script> element.
+func inlinePushJS(html []byte) []byte {
+	return bytes.Replace(html, []byte(`<script data-inline="push.js"></script>`),
+		append(append([]byte("<script>\n"), pushjs.Script()...), "</script>"...), 1)
+}
 
 // demoHandler serves pushd's demo page at "/" (that path only; 404
 // elsewhere): a publish box that POSTs to /pub?id=CHANNEL and a live list of

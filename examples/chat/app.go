@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/pushjs"
 )
 
 //go:embed static
@@ -78,7 +79,8 @@ func newApp() *app {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.index)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(files)))
-	mux.Handle("GET /sub", a.hub.SubscribeHandler()) // browsers subscribe here; the publisher is not exposed
+	mux.Handle("GET /static/push.js", pushjs.Handler()) // the browser subscriber
+	mux.Handle("GET /sub", a.hub.SubscribeHandler())    // browsers subscribe here; the publisher is not exposed
 	mux.HandleFunc("GET /rooms/{room}", a.roomInfo)
 	mux.HandleFunc("POST /rooms/{room}/messages", a.send)
 	a.mux = mux

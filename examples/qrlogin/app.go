@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/pushjs"
 	"rsc.io/qr"
 )
 
@@ -98,7 +99,8 @@ func newApp() *app {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", fileHandler(files, "index.html"))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(files)))
-	mux.Handle("GET /sub", a.hub.SubscribeHandler()) // browsers subscribe here; the publisher is not exposed
+	mux.Handle("GET /static/push.js", pushjs.Handler()) // the browser subscriber
+	mux.Handle("GET /sub", a.hub.SubscribeHandler())    // browsers subscribe here; the publisher is not exposed
 	mux.HandleFunc("POST /login", a.startLogin)
 	mux.HandleFunc("GET /qr/{token}", a.qrImage)
 	mux.HandleFunc("GET /m/{token}", a.phonePage)

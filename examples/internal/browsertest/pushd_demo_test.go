@@ -11,21 +11,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/pushjs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// The subscriber script is copied into each app so each can be copied
-// alone; the copies must not drift.
-func TestPushJSCopiesAgree(t *testing.T) {
-	want, err := os.ReadFile("../../qrlogin/static/push.js")
-	require.NoError(t, err)
-	for _, p := range []string{"../../chat/static/push.js", "../../../cmd/pushd/demo/push.js"} {
-		got, err := os.ReadFile(p)
-		require.NoError(t, err)
-		assert.True(t, bytes.Equal(want, got), "%s differs from examples/qrlogin/static/push.js: copy it over", p)
-	}
-}
 
 // TestBrowserPushdDemo drives pushd's demo page (cmd/pushd/demo) in
 // Chromium, served as cmd/pushd serves it: the page at "/", the Hub's
@@ -33,9 +22,7 @@ func TestPushJSCopiesAgree(t *testing.T) {
 func TestBrowserPushdDemo(t *testing.T) {
 	html, err := os.ReadFile("../../../cmd/pushd/demo/index.html")
 	require.NoError(t, err)
-	js, err := os.ReadFile("../../../cmd/pushd/demo/push.js")
-	require.NoError(t, err)
-	page := bytes.Replace(html, []byte(`<script data-inline="push.js"></script>`), append(append([]byte("<script>\n"), js...), "</script>"...), 1)
+	page := bytes.Replace(html, []byte(`<script data-inline="push.js"></script>`), append(append([]byte("<script>\n"), pushjs.Script()...), "</script>"...), 1)
 
 	browser := Browser(t)
 	type run struct {
