@@ -78,7 +78,12 @@ func (f *sseFraming) ping() error {
 
 // buildEventSource is the whole event of a single-channel message.
 func buildEventSource(m *Message) []byte {
-	body := m.encoded(framingEventSourceBody, buildEventSourceBody)
+	return withIDLine(m, m.encoded(framingEventSourceBody, buildEventSourceBody))
+}
+
+// withIDLine returns "id: T:G\n" followed by body: the EventSource and
+// ws+meta framings of a single-channel message.
+func withIDLine(m *Message, body []byte) []byte {
 	b := make([]byte, 0, 28+len(body))
 	b = append(b, "id: "...)
 	b = m.ID.appendText(b)

@@ -178,12 +178,7 @@ func (f *wsFraming) ping() error {
 
 // buildWSMeta is the ws+meta frame of a single-channel message.
 func buildWSMeta(m *Message) []byte {
-	body := m.encoded(framingWSMetaBody, buildWSMetaBody)
-	b := make([]byte, 0, 28+len(body))
-	b = append(b, "id: "...)
-	b = m.ID.appendText(b)
-	b = append(b, '\n')
-	return append(b, body...)
+	return withIDLine(m, m.encoded(framingWSMetaBody, buildWSMetaBody))
 }
 
 // buildWSMetaBody is a ws+meta frame after its id line.
