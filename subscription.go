@@ -140,15 +140,8 @@ func (s *Subscription) Missed() bool { return s.missed }
 // channels is deleted, ErrConflict under the Concurrency policy, ErrHubClosed
 // on Shutdown, or a store error.
 func (s *Subscription) Next(ctx context.Context) (*Message, error) {
-	for {
-		m, err := s.poll(ctx)
-		if m != nil || err != nil {
-			return m, err
-		}
-		if err := s.wait(ctx); err != nil {
-			return nil, err
-		}
-	}
+	m, _, err := s.nextOr(ctx, nil)
+	return m, err
 }
 
 // TryNext returns the next message if one is available now, or nil.
@@ -261,26 +254,33 @@ func (s *Subscription) after(w []*Message, at MessageID) []*Message {
 	return w[i:]
 }
 
-// wait blocks until any channel's state loaded by the last poll changes, or
-// ctx ends.
-func (s *Subscription) wait(ctx context.Context) error {
+// wait blocks until any channel's state loaded by the last poll changes
+// (false, nil), c fires (true, nil; a nil c never does) or ctx ends.
+func (s *Subscription) wait(ctx context.Context, c <-chan time.Time) (bool, error) {
 	if len(s.states) == 1 {
 		select {
 		case <-s.states[0].changed:
-			return nil
+			return false, nil
+		case <-c:
+			return true, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
-	cases := make([]reflect.SelectCase, 0, len(s.states)+1)
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	cases := make([]reflect.SelectCase, 0, len(s.states)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
 	for _, st := range s.states {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.changed)})
 	}
-	if i, _, _ := reflect.Select(cases); i == 0 {
-		return ctx.Err()
+	switch i, _, _ := reflect.Select(cases); i {
+	case 0:
+		return false, ctx.Err()
+	case 1:
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // nextOr is Next that also returns (nil, true, nil) when c fires before a
@@ -292,28 +292,8 @@ func (s *Subscription) nextOr(ctx context.Context, c <-chan time.Time) (*Message
 		if m != nil || err != nil {
 			return m, false, err
 		}
-		if len(s.states) == 1 {
-			select {
-			case <-s.states[0].changed:
-				continue
-			case <-ctx.Done():
-				return nil, false, ctx.Err()
-			case <-c:
-				return nil, true, nil
-			}
-		}
-		cases := make([]reflect.SelectCase, 0, len(s.states)+2)
-		cases = append(cases,
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
-		for _, st := range s.states {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.changed)})
-		}
-		switch i, _, _ := reflect.Select(cases); i {
-		case 0:
-			return nil, false, ctx.Err()
-		case 1:
-			return nil, true, nil
+		if fired, err := s.wait(ctx, c); fired || err != nil {
+			return nil, fired, err
 		}
 	}
 }
