@@ -277,8 +277,11 @@ func TestMultiNodeTransports(t *testing.T) {
 	ws := dialMeta(ctx, t, c, b, ch, nil)
 	sse := openSSE(ctx, t, c, b, ch, "")
 	mp := openMultipart(ctx, t, c, b, ch, nil)
-	// B's three subscribers are counted on A.
-	waitSubscribers(t, a.store, ch, 3)
+	// B subscribed (and counted the subscribers in Redis) before the
+	// WebSocket handshake and the stream headers: A sees all three.
+	info, err := a.hub.ChannelInfo(ctx, ch)
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Subscribers, "node B's subscribers as node A counts them")
 
 	const n = 20
 	sent := publishN(ctx, t, c, a, ch, 1, n)
@@ -298,7 +301,7 @@ func TestMultiNodeTransports(t *testing.T) {
 	}
 
 	// A's channel info names the last of them, as each publish did.
-	info, err := a.hub.ChannelInfo(ctx, ch)
+	info, err = a.hub.ChannelInfo(ctx, ch)
 	require.NoError(t, err)
 	require.Equal(t, sent[n-1].id, info.LastMessageID.String())
 	require.Equal(t, n, info.Messages)
