@@ -3,13 +3,13 @@ module github.com/pushhub/push/cmd/pushd
 go 1.24
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/pushhub/push v0.0.0
 	github.com/pushhub/push/redisstore v0.0.0
 )
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/redis/go-redis/v9 v9.22.0 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/sys v0.34.0 // indirect

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // startRedis runs a redis-server on a free loopback port for the test and
@@ -102,6 +107,171 @@ func TestTwoPushdOnRedis(t *testing.T) {
 	}
 	if got := <-held; got.err != nil || got.status != http.StatusGone {
 		t.Fatalf("long-poll on B after DELETE on A: %d %v, want 410", got.status, got.err)
+	}
+}
+
+// TestTwoPushdStreamsOnRedis: a WebSocket (ws+meta.nchan) and an
+// EventSource subscriber on pushd B get what is published on pushd A, in
+// order, with the ids A's publisher answered; an EventSource resumes on B
+// from an id A answered; DELETE on A ends both on B.
+func TestTwoPushdStreamsOnRedis(t *testing.T) {
+	redisURL := startRedis(t)
+	a := startPushd(t, "-redis", redisURL, "-redis-prefix", "streams:")
+	b := startPushd(t, "-redis", redisURL, "-redis-prefix", "streams:")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	wsURL := "ws" + strings.TrimPrefix(b.base, "http") + "/sub?id=live"
+	ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"ws+meta.nchan"}})
+	if err != nil {
+		t.Fatalf("WebSocket to B: %v", err)
+	}
+	if resp.Body != nil {
+		resp.Body.Close()
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != "ws+meta.nchan" {
+		t.Fatalf("WebSocket to B: subprotocol %q, want ws+meta.nchan", ws.Subprotocol())
+	}
+	sse := openEventSource(ctx, t, b.base+"/sub?id=live", "")
+
+	// B subscribed (counted in Redis) before the WebSocket handshake and
+	// the EventSource headers, so A answers 201: subscribers are waiting.
+	// Each answer names the id A stored.
+	var sent []streamed
+	for i := 1; i <= 5; i++ {
+		data := fmt.Sprintf("msg %d", i)
+		pub := do(t, "POST", a.base+"/pub?id=live", data, map[string]string{"Content-Type": "text/plain", "Accept": "application/json"})
+		var info struct {
+			LastMessageID string `json:"last_message_id"`
+		}
+		if err := json.Unmarshal([]byte(pub.body), &info); err != nil || pub.status != http.StatusCreated || info.LastMessageID == "" {
+			t.Fatalf("publish %d on A with subscribers on B: %d %q (%v), want 201 and the channel info", i, pub.status, pub.body, err)
+		}
+		sent = append(sent, streamed{info.LastMessageID, data})
+	}
+	for i, want := range sent {
+		if got, err := readWSMeta(ctx, ws); err != nil || got != want {
+			t.Fatalf("WebSocket on B, message %d: %+v %v, want %+v", i+1, got, err, want)
+		}
+		if got, end, err := sse.next(); err != nil || got != want {
+			t.Fatalf("EventSource on B, message %d: %+v %q %v, want %+v", i+1, got, end, err, want)
+		}
+	}
+
+	// An EventSource resumes on B after the first id A answered: the rest,
+	// once each.
+	resumed := openEventSource(ctx, t, b.base+"/sub?id=live", sent[0].id)
+	for _, want := range sent[1:] {
+		if got, end, err := resumed.next(); err != nil || got != want {
+			t.Fatalf("EventSource resumed on B: %+v %q %v, want %+v", got, end, err, want)
+		}
+	}
+
+	// DELETE on A ends them on B.
+	if del := do(t, "DELETE", a.base+"/pub?id=live", "", nil); del.status != http.StatusOK {
+		t.Fatalf("DELETE on A: %d %q", del.status, del.body)
+	}
+	_, err = readWSMeta(ctx, ws)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "410 Gone" {
+		t.Fatalf("WebSocket on B after DELETE on A: %v, want close 1001 \"410 Gone\"", err)
+	}
+	for _, s := range []*eventSource{sse, resumed} {
+		if _, end, err := s.next(); err != nil || end != ":410: 410 Gone" {
+			t.Fatalf("EventSource on B after DELETE on A: %q %v, want \":410: 410 Gone\"", end, err)
+		}
+		if _, _, err := s.next(); err != io.EOF {
+			t.Fatalf("EventSource on B after the 410 comment: %v, want the end of the stream", err)
+		}
+	}
+}
+
+// streamed is a message as a streaming subscriber saw it: id "T:G" and
+// payload.
+type streamed struct{ id, data string }
+
+// readWSMeta reads one ws+meta.nchan frame: "id: T:G\n[content-type: C\n]\n<payload>".
+func readWSMeta(ctx context.Context, c *websocket.Conn) (streamed, error) {
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		return streamed{}, err
+	}
+	head, data, ok := strings.Cut(string(b), "\n\n")
+	if !ok {
+		return streamed{}, fmt.Errorf("ws+meta frame without its blank line: %q", b)
+	}
+	m := streamed{data: data}
+	for _, line := range strings.Split(head, "\n") {
+		if v, ok := strings.CutPrefix(line, "id: "); ok {
+			m.id = v
+		}
+	}
+	return m, nil
+}
+
+// eventSource is an open EventSource stream; reads are bounded by the
+// request's context.
+type eventSource struct{ br *bufio.Reader }
+
+// openEventSource GETs url as an EventSource, resuming after lastEventID
+// unless it is empty; the body is closed at the end of the test.
+func openEventSource(ctx context.Context, t *testing.T, url, lastEventID string) *eventSource {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("EventSource %s: %d %q", url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &eventSource{bufio.NewReader(resp.Body)}
+}
+
+// next returns the next event (its id and data lines joined by "\n"), or,
+// as end, a comment ":<code>: <reason>" that ends the stream. Other
+// comments are skipped.
+func (s *eventSource) next() (m streamed, end string, err error) {
+	var data []string
+	seen := false
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			return streamed{}, "", err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if seen {
+				m.data = strings.Join(data, "\n")
+				return m, "", nil
+			}
+		case line[0] == ':':
+			if len(line) > 1 && line[1] >= '0' && line[1] <= '9' {
+				return streamed{}, line, nil
+			}
+		default:
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimPrefix(v, " ")
+			switch k {
+			case "id":
+				m.id = v
+			case "data":
+				data = append(data, v)
+			default:
+				return streamed{}, "", fmt.Errorf("unexpected EventSource line %q", line)
+			}
+			seen = true
+		}
 	}
 }
 
