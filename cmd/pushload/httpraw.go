@@ -150,6 +150,7 @@ type httpConn struct {
 	status  int
 	lastMod []byte
 	etag    []byte
+	ctype   []byte
 	clen    int64
 	chunked bool
 	closing bool
@@ -161,6 +162,9 @@ func dialHTTP(ctx context.Context, d *dialer, host string, bufSize int) (*httpCo
 	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl) // no read or write outlives the run
 	}
 	return &httpConn{c: c, br: bufio.NewReaderSize(c, bufSize)}, nil
 }
@@ -192,7 +196,7 @@ func (h *httpConn) writeRequest(method, path, host string, hdrs []byte, body []b
 
 // readHeader reads a response's status line and headers.
 func (h *httpConn) readHeader() error {
-	h.lastMod, h.etag = h.lastMod[:0], h.etag[:0]
+	h.lastMod, h.etag, h.ctype = h.lastMod[:0], h.etag[:0], h.ctype[:0]
 	h.clen, h.chunked, h.closing = -1, false, false
 	line, err := h.br.ReadSlice('\n')
 	if err != nil {
@@ -242,6 +246,8 @@ func (h *httpConn) readHeader() error {
 			h.lastMod = append(h.lastMod, v...)
 		case bytes.EqualFold(k, []byte("Etag")):
 			h.etag = append(h.etag, v...)
+		case bytes.EqualFold(k, []byte("Content-Type")):
+			h.ctype = append(h.ctype, v...)
 		}
 	}
 }
@@ -373,4 +379,61 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		_, err = r.h.br.Discard(2)
 	}
 	return n, err
+}
+
+// multipartBoundary returns the boundary of a multipart/mixed content type,
+// or nil.
+func multipartBoundary(ctype []byte) []byte {
+	if len(ctype) < 15 || !bytes.EqualFold(ctype[:15], []byte("multipart/mixed")) {
+		return nil
+	}
+	i := bytes.Index(bytes.ToLower(ctype), []byte("boundary="))
+	if i < 0 {
+		return nil
+	}
+	b := ctype[i+9:]
+	if j := bytes.IndexByte(b, ';'); j >= 0 {
+		b = b[:j]
+	}
+	return bytes.Trim(bytes.TrimSpace(b), `"`)
+}
+
+// eachPart calls fn with the payload of every part of a multipart body
+// (lines ending in CRLF or LF alone) and reports whether the body was well
+// formed.
+func eachPart(body, boundary []byte, fn func([]byte)) bool {
+	delim := append([]byte("--"), boundary...)
+	i := bytes.Index(body, delim)
+	if i < 0 {
+		return false
+	}
+	rest := body[i+len(delim):]
+	nl := append([]byte("\n"), delim...)
+	for {
+		if bytes.HasPrefix(rest, []byte("--")) {
+			return true // the closing delimiter
+		}
+		j := bytes.IndexByte(rest, '\n')
+		if j < 0 {
+			return false
+		}
+		rest = rest[j+1:]
+		for { // part headers, up to a blank line
+			j = bytes.IndexByte(rest, '\n')
+			if j < 0 {
+				return false
+			}
+			line := bytes.TrimRight(rest[:j], "\r")
+			rest = rest[j+1:]
+			if len(line) == 0 {
+				break
+			}
+		}
+		j = bytes.Index(rest, nl)
+		if j < 0 {
+			return false
+		}
+		fn(bytes.TrimSuffix(rest[:j], []byte("\r")))
+		rest = rest[j+len(nl):]
+	}
 }

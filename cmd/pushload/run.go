@@ -21,7 +21,7 @@ type Result struct {
 	N             int     `json:"n,omitempty"`
 	Channels      int     `json:"channels"`
 	Workers       int     `json:"workers,omitempty"`
-	Connected     int     `json:"connected,omitempty"`
+	Connected     int     `json:"connected"`
 	ConnectErrors int     `json:"connect_errors"`
 	ConnectS      float64 `json:"connect_s,omitempty"`
 	ServerSubs    int     `json:"server_subscribers,omitempty"` // from channel info; -1 unknown
@@ -154,6 +154,11 @@ func runSubscribers(ctx context.Context, cfg *config, res *Result) {
 				RSSPerSub: float64(mem1.RSS-mem0.RSS) / float64(res.Connected),
 				PSSPerSub: float64(mem1.PSS-mem0.PSS) / float64(res.Connected)}
 		}
+	}
+
+	if res.Connected == 0 {
+		res.err("no subscriber connected; nothing published")
+		return
 	}
 
 	// The measured phase.

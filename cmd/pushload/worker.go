@@ -307,8 +307,8 @@ func (w *worker) closeOnDone(c io.Closer) (stop func() bool) {
 }
 
 func (w *worker) stopped(err error) error {
-	if w.ctx.Err() != nil {
-		return nil
+	if w.ctx.Err() != nil || !time.Now().Before(w.cfg.Deadline) {
+		return nil // closed by the end of the run, not a failure
 	}
 	return err
 }
@@ -342,7 +342,15 @@ func (w *worker) runLongPoll(s *subscriber, up func(error)) error {
 			}
 			switch hc.status {
 			case 200:
-				w.deliver(s, hc.body)
+				if b := multipartBoundary(hc.ctype); b != nil {
+					// Several messages in one answer (Nchan's
+					// nchan_longpoll_multipart_response, pushd's catch-up).
+					if !eachPart(hc.body, b, func(p []byte) { w.deliver(s, p) }) {
+						w.bad.Add(1)
+					}
+				} else {
+					w.deliver(s, hc.body)
+				}
 			case 304, 408:
 			default:
 				stop()
