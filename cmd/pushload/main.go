@@ -43,6 +43,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -67,6 +68,7 @@ type config struct {
 	dialConc           int
 	prefix             string
 	label, serverLabel string
+	cpuprofile         string
 }
 
 func main() {
@@ -89,7 +91,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pushload:", err)
 		os.Exit(2)
 	}
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pushload:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	res := run(cfg)
+	pprof.StopCPUProfile()
 	b, _ := json.Marshal(res)
 	fmt.Println(string(b))
 	if res.TimedOut {
@@ -123,6 +135,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.prefix, "prefix", "", "channel id prefix (default: random per run, so runs do not see each other's messages)")
 	fs.StringVar(&c.label, "label", "", "free text copied into the JSON line")
 	fs.StringVar(&c.serverLabel, "server", "", "free text naming the server, copied into the JSON line")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write pushload's own CPU profile (this process only) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

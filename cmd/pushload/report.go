@@ -177,6 +177,8 @@ func num(v float64) string {
 	switch {
 	case v == 0:
 		return "0"
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%d", int64(v))
 	case v >= 1000:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
