@@ -106,7 +106,7 @@ wait_port() { # host:port
 
 start_pushd() {
 	$PIN_SERVER "$TMP/bin/pushd" -addr "127.0.0.1:$PUSHD_PORT" -buffer 20 -message-ttl 1h \
-		-subscriber-timeout 0 -log-level warn >>"$OUT/pushd.log" 2>&1 &
+		-subscriber-timeout 0 -shutdown-timeout 1s -log-level warn >>"$OUT/pushd.log" 2>&1 &
 	SERVER_PID=$!
 	wait_port "127.0.0.1:$PUSHD_PORT"
 	LOAD_PID=$SERVER_PID
@@ -190,6 +190,10 @@ run() {
 
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
+MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/^Mem:/{print $2}') GiB, Linux $(uname -r), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | cut -d' ' -f3), Nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), open files hard limit $(ulimit -Hn)"
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+log "$MACHINE"
+log "load average at start: $START_LOAD"
 log "N=$N R=$R M=$M hold=$HOLD pubtime=$PUBTIME; results in $RESULTS"
 for rep in $(seq "$R"); do
 	for server in pushd nchan; do
@@ -215,7 +219,8 @@ for rep in $(seq "$R"); do
 done
 
 {
-	echo "pushd vs Nchan, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "pushd vs Nchan, finished $(date -u +%Y-%m-%dT%H:%M:%SZ); load average at start $START_LOAD, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "$MACHINE"
 	echo "N=$N R=$R M=$M hold=$HOLD; server pinned to core 0, load tool to core 1; (k) = runs behind each median"
 	echo
 	"$PUSHLOAD" report "$RESULTS"

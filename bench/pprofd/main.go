@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 
 	"github.com/pushhub/push"
 )
@@ -21,7 +22,11 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18082", "loopback `host:port` to listen on")
 	buffer := flag.Int("buffer", 20, "messages kept per channel")
+	rate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (1 records every allocation); 0 keeps Go's default")
 	flag.Parse()
+	if *rate > 0 {
+		runtime.MemProfileRate = *rate
+	}
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || !net.ParseIP(host).IsLoopback() {
 		log.Fatalf("pprofd: -addr %q: want a loopback address (it serves pprof)", *addr)
