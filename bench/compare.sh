@@ -95,6 +95,15 @@ log "building pushd from $PUSHD_SRC and pushload from $ROOT"
 (cd "$ROOT" && go build -o "$TMP/bin/pushload" ./cmd/pushload)
 PUSHLOAD=$TMP/bin/pushload
 
+port_free() { # port
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "compare.sh: something already listens on 127.0.0.1:$1; stop it or set PUSHD_PORT/NCHAN_PORT" >&2
+		exit 1
+	fi
+}
+port_free "$PUSHD_PORT"
+port_free "$NCHAN_PORT"
+
 wait_port() { # host:port
 	for _ in $(seq 100); do
 		if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
@@ -194,26 +203,29 @@ MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | x
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$MACHINE"
 log "load average at start: $START_LOAD"
+if awk -v l="${START_LOAD%% *}" 'BEGIN { exit !(l > 1.0) }'; then
+	log "warning: the machine is busy (load average ${START_LOAD%% *}); figures will be noisy"
+fi
 log "N=$N R=$R M=$M hold=$HOLD pubtime=$PUBTIME; results in $RESULTS"
 for rep in $(seq "$R"); do
 	for server in pushd nchan; do
-		wanted idle-ws && run idle-ws $server -mode idle -transport ws -n "$N"
+		if wanted idle-ws; then run idle-ws $server -mode idle -transport ws -n "$N"; fi
 	done
 	for server in pushd nchan; do
-		wanted idle-lp && run idle-lp $server -mode idle -transport longpoll -n "$N"
+		if wanted idle-lp; then run idle-lp $server -mode idle -transport longpoll -n "$N"; fi
 	done
 	for server in pushd nchan; do
-		wanted fanout-ws && run fanout-ws $server -mode fanout -transport ws -n "$N" -m "$M"
+		if wanted fanout-ws; then run fanout-ws $server -mode fanout -transport ws -n "$N" -m "$M"; fi
 	done
 	for server in pushd nchan; do
-		wanted pubrate && run pubrate $server -mode pubrate -c 50 -channels 1000 -duration "$PUBTIME"
+		if wanted pubrate; then run pubrate $server -mode pubrate -c 50 -channels 1000 -duration "$PUBTIME"; fi
 	done
 	for server in pushd nchan; do
-		wanted lp10 && run lp10 $server -mode fanout -transport longpoll -n "$N" -m 100 -rate 10
+		if wanted lp10; then run lp10 $server -mode fanout -transport longpoll -n "$N" -m 100 -rate 10; fi
 	done
 	if [ "$HOLD" -gt 0 ]; then
 		for server in pushd nchan; do
-			wanted hold && run hold $server -mode idle -transport ws -n "$HOLD" -per-worker 10000
+			if wanted hold; then run hold $server -mode idle -transport ws -n "$HOLD" -per-worker 10000; fi
 		done
 	fi
 done
