@@ -1,15 +1,190 @@
+// Command pushd is a standalone push server built on the push library.
+//
+// It serves the publisher at /pub, the subscriber at /sub (the channel comes
+// from ?id=) and the Hub's counters at /status:
+//
+//	go run ./cmd/pushd -addr localhost:8080
+//	curl -d 'hello' 'http://localhost:8080/pub?id=news'
+//	curl -i 'http://localhost:8080/sub?id=news'
+//
+// Run it with -h for the flags. SIGINT or SIGTERM shut it down gracefully:
+// held subscribers are answered (503, with their position so they can
+// resume), then the HTTP server stops.
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/pushhub/push"
 )
 
+// config is everything the command line sets.
+type config struct {
+	Addr            string
+	Options         push.Options
+	RedisURL        string
+	RedisPrefix     string
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+}
+
 func main() {
-	h := push.New(push.Options{})
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run is main without os.Exit: it returns the process's exit code, 2 for
+// a bad command line.
+func run(args []string, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package or parseFlags has said why
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cfg.Options.Logger = log
+
+	store, err := openStore(cfg.RedisURL, cfg.RedisPrefix)
+	if err != nil {
+		log.Error("pushd: cannot open the store", "error", err)
+		return 1
+	}
+	if store != nil {
+		cfg.Options.Store = store
+		defer store.Close()
+	}
+	handler, hub, err := newServer(cfg)
+	if err != nil {
+		log.Error("pushd: cannot start", "error", err)
+		return 1
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("pushd: cannot listen", "addr", cfg.Addr, "error", err)
+		hub.Shutdown(context.Background())
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No ReadTimeout or WriteTimeout: long-poll requests are held open
+		// for as long as the subscriber timeout says (forever by default).
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("pushd listening", "addr", ln.Addr().String(),
+		"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status")
+
+	select {
+	case err := <-served:
+		log.Error("pushd: server failed", "error", err)
+		hub.Shutdown(context.Background())
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process at once
+	log.Info("pushd shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	code := 0
+	// The Hub first: it answers held subscribers, so that the HTTP server
+	// finds their connections idle instead of cutting them.
+	if err := hub.Shutdown(sctx); err != nil {
+		log.Warn("pushd: subscribers still held at the shutdown timeout", "error", err)
+		code = 1
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("pushd: connections still open at the shutdown timeout", "error", err)
+		srv.Close()
+		code = 1
+	}
+	<-served
+	log.Info("pushd stopped")
+	return code
+}
+
+// newServer builds pushd's handler and Hub from cfg: /pub, /sub, /status and
+// the demo page at /. cfg.Options.Store is used as given (nil: memory); the
+// caller shuts the Hub down and closes a store it opened.
+func newServer(cfg config) (http.Handler, *push.Hub, error) {
+	hub := push.New(cfg.Options)
 	mux := http.NewServeMux()
-	mux.Handle("/pub", h.PublishHandler())
-	mux.Handle("/sub", h.SubscribeHandler())
-	http.ListenAndServe("localhost:8080", mux)
+	mux.Handle("/pub", hub.PublishHandler())
+	mux.Handle("/sub", hub.SubscribeHandler())
+	mux.Handle("/status", statusHandler(hub))
+	mux.Handle("/", demoHandler())
+	return mux, hub, nil
+}
+
+// statusHandler serves hub.Stats as plain "name: value" lines, or as JSON
+// when the Accept header names application/json or the query has
+// ?format=json.
+func statusHandler(hub *push.Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "Method not allowed: use GET.", http.StatusMethodNotAllowed)
+			return
+		}
+		st, err := hub.Stats(r.Context())
+		if err != nil {
+			http.Error(w, "Stats unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Vary", "Accept")
+		if wantsJSON(r) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(st)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "channels: %d\nmessages: %d\nsubscribers: %d\npublished: %d\ndelivered: %d\n",
+			st.Channels, st.Messages, st.Subscribers, st.Published, st.Delivered)
+	})
+}
+
+// wantsJSON reports whether r asks for JSON: ?format=json, or an Accept
+// header naming application/json with a non-zero quality.
+func wantsJSON(r *http.Request) bool {
+	switch r.URL.Query().Get("format") {
+	case "json":
+		return true
+	case "text":
+		return false
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "application/json" {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
