@@ -52,7 +52,7 @@ func negotiateInfo(accept string) (infoFormat, string) {
 			k, v, _ := strings.Cut(p, "=")
 			if strings.EqualFold(strings.TrimSpace(k), "q") {
 				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil || f < 0 || f > 1 {
+				if err != nil || !(f >= 0 && f <= 1) { // NaN too
 					f = 0
 				}
 				q = f

@@ -56,12 +56,23 @@ func ParseMessageID(s string) (MessageID, error) {
 	if !ok {
 		return MessageID{}, ErrInvalidMessageID
 	}
-	tv, ok1 := parseDecimal(t)
+	tv, ok1 := parseTime(t)
 	gv, ok2 := parseDecimal(g)
 	if !ok1 || !ok2 {
 		return MessageID{}, ErrInvalidMessageID
 	}
 	return MessageID{Time: tv, Tag: gv}, nil
+}
+
+// maxIDTime is the last second an HTTP-date can name (9999-12-31 23:59:59
+// UTC). An id time beyond it could not travel as Last-Modified (I2), so
+// such ids are invalid.
+const maxIDTime = 253402300799
+
+// parseTime parses the time part of an id: a decimal of at most maxIDTime.
+func parseTime(s string) (int64, bool) {
+	t, ok := parseDecimal(s)
+	return t, ok && t <= maxIDTime
 }
 
 // parseDecimal parses a non-negative decimal integer made of ASCII digits only
@@ -156,7 +167,7 @@ func parsePosition(s string, n int) (position, error) {
 	if !ok {
 		return nil, ErrInvalidMessageID
 	}
-	base, ok := parseDecimal(t)
+	base, ok := parseTime(t)
 	if !ok {
 		return nil, ErrInvalidMessageID
 	}
@@ -185,7 +196,7 @@ func parseEntries(base int64, s string, n int) (position, error) {
 		case e == "-":
 		case strings.Contains(e, "."):
 			ts, gs, _ := strings.Cut(e, ".")
-			tv, ok1 := parseDecimal(ts)
+			tv, ok1 := parseTime(ts)
 			gv, ok2 := parseDecimal(gs)
 			if !ok1 || !ok2 {
 				return nil, ErrInvalidMessageID

@@ -37,6 +37,10 @@ const (
 	framingEventSource
 	framingWSMeta
 	framingMultipartPart
+	framingEventSourceBody // without the id line, for compound ids
+	framingWSMetaBody      // without the id line, for compound ids
+	framingMultipartBody   // without Last-Modified/Etag, for compound ids
+	framingLongPollPart    // a part of a long-poll catch-up answer
 	numFramings
 )
 

@@ -1,8 +1,11 @@
 package push
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -28,8 +31,10 @@ type Options struct {
 	ChannelTimeout time.Duration
 
 	// SubscriberTimeout is how long a long-poll request is held waiting for
-	// a message before it is answered with TimeoutStatus (S3). 0 means
-	// forever.
+	// a message before it is answered with TimeoutStatus (S3); a WebSocket,
+	// EventSource or HTTP stream that gets no message for this long is
+	// ended (close 1000 "408 Request Timeout", ":408: Request Timeout").
+	// 0 means forever.
 	SubscriberTimeout time.Duration
 
 	// TimeoutStatus is the status of a timed-out long-poll: 0 means 304 Not
@@ -91,6 +96,116 @@ type Options struct {
 
 	// Logger receives the Hub's logs. Nil: slog.Default().
 	Logger *slog.Logger
+
+	// Transports selects the transports SubscribeHandler serves (S1). Zero:
+	// all of them. A request for a disabled EventSource or HTTP stream falls
+	// through to the next transport in the order of S1 (in the end
+	// long-poll); a WebSocket upgrade or JSONP request for a disabled
+	// transport, or a long-poll when long-poll is disabled, gets 403.
+	Transports Transport
+
+	// PingInterval is how often idle WebSocket subscribers get a ping frame
+	// (a peer that has not answered by the next ping is dropped) and idle
+	// EventSource subscribers a comment line, so proxies do not cut idle
+	// streams. 0 means DefaultPingInterval (30s, below nginx's 60s
+	// proxy_read_timeout); a negative value sends no pings.
+	PingInterval time.Duration
+
+	// WriteTimeout bounds every write to a subscriber (one long-poll answer,
+	// one batch of stream messages, one WebSocket frame). A subscriber that
+	// does not drain its connection in time is disconnected; it can resume
+	// from its last id. 0 means DefaultWriteTimeout (10s); negative: no
+	// deadline (not recommended: a stuck client then holds a goroutine).
+	WriteTimeout time.Duration
+
+	// LongPollCatchUp answers a long-poll that finds more than one message
+	// waiting with all of them at once (up to 100 messages or 1 MiB), as one
+	// multipart/mixed answer whose Last-Modified/Etag are those of the last
+	// part, so a long-poll client keeps up with a fast channel. NchanSubscriber.js
+	// parses it. False: one message per answer (NHPM).
+	LongPollCatchUp bool
+
+	// WebSocketReadLimit is the largest WebSocket message read from a
+	// client, in bytes; a larger one closes the connection with 1009. 0
+	// means MaxMessageSize.
+	WebSocketReadLimit int64
+}
+
+// Transport is a set of subscriber transports, for Options.Transports.
+// The zero value means every transport.
+type Transport uint
+
+// The subscriber transports of S1.
+const (
+	TransportLongPoll    Transport = 1 << iota // long-poll and interval-poll (S2, S3)
+	TransportJSONP                             // ?callback= long-poll (S9)
+	TransportWebSocket                         // plain and ws+meta.nchan (S7)
+	TransportEventSource                       // text/event-stream (S6)
+	TransportMultipart                         // multipart/mixed HTTP stream (S8)
+	TransportChunked                           // TE: chunked newline stream (S8)
+
+	// AllTransports is every transport.
+	AllTransports = TransportLongPoll | TransportJSONP | TransportWebSocket |
+		TransportEventSource | TransportMultipart | TransportChunked
+)
+
+// transportNames are the names Transport.String and ParseTransports use.
+var transportNames = []struct {
+	t    Transport
+	name string
+}{
+	{TransportWebSocket, "websocket"},
+	{TransportEventSource, "eventsource"},
+	{TransportLongPoll, "longpoll"},
+	{TransportJSONP, "jsonp"},
+	{TransportMultipart, "multipart"},
+	{TransportChunked, "chunked"},
+}
+
+// String returns the transports as a comma-separated list of names
+// ("websocket,eventsource,longpoll,jsonp,multipart,chunked"); the zero
+// value is "all".
+func (t Transport) String() string {
+	if t == 0 || t&AllTransports == AllTransports {
+		return "all"
+	}
+	var names []string
+	for _, n := range transportNames {
+		if t&n.t != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// ParseTransports reads a comma-separated list of transport names (as
+// Transport.String writes them; "all" for every transport).
+func ParseTransports(s string) (Transport, error) {
+	var t Transport
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f == "" {
+			continue
+		}
+		if f == "all" {
+			t |= AllTransports
+			continue
+		}
+		found := false
+		for _, n := range transportNames {
+			if n.name == f {
+				t |= n.t
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("push: unknown transport %q: use websocket, eventsource, longpoll, jsonp, multipart, chunked or all", f)
+		}
+	}
+	if t == 0 {
+		return 0, errors.New("push: no transport named: use websocket, eventsource, longpoll, jsonp, multipart, chunked or all")
+	}
+	return t, nil
 }
 
 // Concurrency is the policy for several subscribers of one channel (S4).
@@ -124,6 +239,8 @@ const (
 	DefaultChannelTimeout      = 5 * time.Minute
 	DefaultMaxMessageSize      = 1 << 20
 	DefaultMaxChannelIDLength  = 1024
+	DefaultPingInterval        = 30 * time.Second
+	DefaultWriteTimeout        = 10 * time.Second
 	// MaxChannelsPerSubscription is the most channels one subscription may name.
 	MaxChannelsPerSubscription = 255
 )
@@ -157,6 +274,18 @@ func (o Options) resolve() (Options, ChannelConfig) {
 	}
 	if o.MaxChannelIDLength <= 0 {
 		o.MaxChannelIDLength = DefaultMaxChannelIDLength
+	}
+	if o.Transports == 0 {
+		o.Transports = AllTransports
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.WebSocketReadLimit <= 0 {
+		o.WebSocketReadLimit = o.MaxMessageSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,8 +16,12 @@ const publisherAllow = "GET, POST, PUT, DELETE, OPTIONS"
 // the body to the channel, PUT creates it (or publishes, with PutPublishes),
 // GET describes it, DELETE deletes it and ends its subscribers. Every 2xx
 // answer carries the channel info, as plain text or in the JSON, XML or
-// YAML form the Accept header names. Mount it where only trusted publishers
-// can reach it, or set Options.AuthorizePublish.
+// YAML form the Accept header names. A WebSocket upgrade (GET) opens a
+// publishing connection: every frame the client sends is published as one
+// message (binary frames as application/octet-stream) and answered with a
+// text frame holding the channel info; Hub.Shutdown does not close these
+// connections, the next publish on them fails. Mount it where only trusted
+// publishers can reach it, or set Options.AuthorizePublish.
 func (h *Hub) PublishHandler() http.Handler { return http.HandlerFunc(h.servePublish) }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
@@ -41,8 +46,9 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, "Method not allowed: use "+publisherAllow+".")
 		return
 	}
-	callback := r.URL.Query().Get("callback")
-	if callback != "" && !validCallback(callback) {
+	query := r.URL.Query()
+	callback := query.Get("callback")
+	if _, ok := query["callback"]; ok && !validCallback(callback) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
@@ -60,6 +66,10 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	channel := ids[0]
+	if r.Method == http.MethodGet && isWebSocket(r) {
+		h.servePublishWebSocket(w, r, channel)
+		return
+	}
 	ctx := r.Context()
 	var info ChannelInfo
 	status := http.StatusOK
@@ -96,11 +106,18 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	if strings.ContainsAny(event, "\r\n") {
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "X-EventSource-Event must be one line."}
 	}
-	var buf bytes.Buffer
+	var data []byte
+	var err error
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// Known length: one exact allocation. bytes.Buffer.ReadFrom would
+		// grow to at least 512 bytes, which the stored message then keeps.
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, data)
+	} else {
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+		data = buf.Bytes()
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -108,7 +125,7 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 		}
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
 	}
-	msg := &Message{Data: buf.Bytes(), EventName: event}
+	msg := &Message{Data: data, EventName: event}
 	if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
 		msg.ContentType = ct[0]
 	}
@@ -124,9 +141,12 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 func (h *Hub) answerPublisher(w http.ResponseWriter, r *http.Request, callback string, status int, info ChannelInfo, err error) {
 	if callback != "" {
 		var body []byte
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrChannelNotFound): // 404 as without JSONP (P3)
+			body = jsonpError(callback, http.StatusNotFound, http.StatusText(http.StatusNotFound))
+		case err != nil:
 			body = jsonpError(callback, statusOf(err), errorText(err))
-		} else {
+		default:
 			body = jsonpWrap(callback, formatInfo(info, infoJSON, time.Now()))
 		}
 		writeJSONP(w, body)

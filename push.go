@@ -38,6 +38,11 @@ type Hub struct {
 
 	published atomic.Uint64
 	delivered atomic.Uint64
+
+	// streamEnded, if set (by in-package tests), is called when a streaming
+	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
+	// transport and the reason.
+	streamEnded func(t Transport, err error)
 }
 
 const hubShards = 64
@@ -196,9 +201,9 @@ func (hc *hubChannel) reset() {
 	})
 }
 
-// attach adds a subscriber to the Hub's view of channel, applying the
-// Concurrency policy. It returns the channel and the subscriber's sequence
-// number.
+// attach adds a subscriber to the Hub's view of channel, refusing it under
+// Concurrency First. It returns the channel and the subscriber's sequence
+// number. From then on the channel's window collects every message.
 func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
@@ -223,12 +228,15 @@ func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
 	hc.seq++
 	seq := hc.seq
 	hc.mu.Unlock()
-	if h.opts.Concurrency == Last {
-		hc.update(func(old *channelState) *channelState {
-			return &channelState{window: old.window, kick: seq}
-		})
-	}
 	return hc, seq, nil
+}
+
+// takeOver ends every subscriber of hc attached before the one with
+// sequence number seq (Concurrency Last).
+func (hc *hubChannel) takeOver(seq uint64) {
+	hc.update(func(old *channelState) *channelState {
+		return &channelState{window: old.window, kick: seq}
+	})
 }
 
 func (h *Hub) detach(hc *hubChannel) {

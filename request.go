@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -28,6 +29,10 @@ func (h *Hub) channelIDs(r *http.Request) ([]string, error) {
 	}
 	if len(ids) == 0 || (len(ids) == 1 && ids[0] == "") {
 		return nil, errNoChannelID
+	}
+	if len(ids) > MaxChannelsPerSubscription {
+		return nil, &HTTPError{StatusCode: http.StatusForbidden,
+			Message: "Too many channels: one request may name at most " + strconv.Itoa(MaxChannelsPerSubscription) + "."}
 	}
 	for _, id := range ids {
 		if err := h.ValidateChannelID(id); err != nil {

@@ -37,8 +37,12 @@ type memoryShard struct {
 	channels map[string]*memoryChannel
 	// tombstones keep the last id of channels deleted or forgotten within
 	// the current second, so a channel that comes back at once still gets
-	// increasing ids (I1). floor is the greatest id any forgotten channel of
-	// this shard had: after the clock steps back, new channels start above it.
+	// increasing ids (I1). floor is the greatest id of the channels of this
+	// shard forgotten without a tombstone (or whose tombstone was pruned).
+	// Every new channel takes it as its floor: that matters only once the
+	// clock has stepped back to floor's second or before (otherwise the first
+	// id is newer anyway, with tag 0), and then its ids stay above any id the
+	// channel had in an earlier life.
 	tombstones map[string]MessageID
 	floor      MessageID
 }
@@ -101,7 +105,7 @@ func (s *MemoryStore) lookup(channel string, create bool, now time.Time) *memory
 				if t, ok := sh.tombstones[channel]; ok {
 					ch.floor = t
 				}
-				if now.Unix() < sh.floor.Time && sh.floor.Compare(ch.floor) > 0 {
+				if sh.floor.Compare(ch.floor) > 0 {
 					ch.floor = sh.floor
 				}
 				sh.channels[channel] = ch
@@ -127,7 +131,13 @@ func (sh *memoryShard) remove(channel string, ch *memoryChannel, now time.Time) 
 	}
 	if last.Time >= now.Unix() {
 		sh.tombstones[channel] = last
+	} else {
+		sh.raiseFloor(last)
 	}
+}
+
+// raiseFloor records the last id of a channel forgotten without a tombstone.
+func (sh *memoryShard) raiseFloor(last MessageID) {
 	if last.Compare(sh.floor) > 0 {
 		sh.floor = last
 	}
@@ -245,6 +255,9 @@ func (s *MemoryStore) Messages(ctx context.Context, channel string, after Messag
 	b := MessageBatch{Last: ch.last, Missed: ch.lastDropped.Compare(after) > 0}
 	// The first entry newer than after.
 	i := sort.Search(ch.count, func(i int) bool { return ch.at(i).msg.ID.Compare(after) > 0 })
+	if n := min(ch.count-i, limit); n > 0 {
+		b.Messages = make([]*Message, 0, n)
+	}
 	for ; i < ch.count && len(b.Messages) < limit; i++ {
 		e := ch.at(i)
 		if !e.expires.IsZero() && !now.Before(e.expires) {
@@ -445,6 +458,7 @@ func (s *MemoryStore) sweep() {
 		for name, id := range sh.tombstones {
 			if id.Time < now.Unix() {
 				delete(sh.tombstones, name)
+				sh.raiseFloor(id)
 			}
 		}
 		sh.mu.Unlock()

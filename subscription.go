@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"time"
 )
 
 // A Subscription receives the messages of one or more channels in order,
@@ -21,7 +22,8 @@ type Subscription struct {
 	hcs      []*hubChannel
 	seqs     []uint64
 	pos      position
-	started  []bool // per channel: the starting position was settled
+	started  []bool      // per channel: the starting position was settled
+	from     []MessageID // per channel: its newest id when this subscriber was counted
 	states   []*channelState
 
 	pending     []*Message // read but not yet returned, all from channel pendingFrom
@@ -30,6 +32,8 @@ type Subscription struct {
 	next        int // channel to look at first (round robin)
 	limit       int // how many messages to read from the store at once
 	missed      bool
+	gaps        int    // how many times messages were found missing
+	gapFrom     string // the position before the latest gap
 	closed      bool
 }
 
@@ -75,6 +79,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		pos:      pos,
 		started:  make([]bool, n),
 		states:   make([]*channelState, n),
+		from:     make([]MessageID, n),
 		limit:    32,
 	}
 	counted := 0
@@ -88,16 +93,8 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		h.untrack()
 		return nil, err
 	}
-	for _, c := range channels {
-		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
-		if err != nil {
-			return fail(err)
-		}
-		counted++
-		if max := h.opts.MaxSubscribersPerChannel; max > 0 && info.Subscribers > max {
-			return fail(ErrTooManySubscribers)
-		}
-	}
+	// Attach first, so that every message published from the moment the
+	// store counts us reaches our window even when the buffer is disabled.
 	for _, c := range channels {
 		hc, seq, err := h.attach(c)
 		if err != nil {
@@ -105,6 +102,22 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		}
 		s.hcs = append(s.hcs, hc)
 		s.seqs = append(s.seqs, seq)
+	}
+	for i, c := range channels {
+		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
+		if err != nil {
+			return fail(err)
+		}
+		counted++
+		s.from[i] = info.LastMessageID
+		if max := h.opts.MaxSubscribersPerChannel; max > 0 && info.Subscribers > max {
+			return fail(ErrTooManySubscribers)
+		}
+	}
+	if h.opts.Concurrency == Last {
+		for i, hc := range s.hcs {
+			hc.takeOver(s.seqs[i])
+		}
 	}
 	return s, nil
 }
@@ -127,15 +140,8 @@ func (s *Subscription) Missed() bool { return s.missed }
 // channels is deleted, ErrConflict under the Concurrency policy, ErrHubClosed
 // on Shutdown, or a store error.
 func (s *Subscription) Next(ctx context.Context) (*Message, error) {
-	for {
-		m, err := s.poll(ctx)
-		if m != nil || err != nil {
-			return m, err
-		}
-		if err := s.wait(ctx); err != nil {
-			return nil, err
-		}
-	}
+	m, _, err := s.nextOr(ctx, nil)
+	return m, err
 }
 
 // TryNext returns the next message if one is available now, or nil.
@@ -212,14 +218,17 @@ func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Me
 	if !s.started[i] {
 		s.started[i] = true
 		if at.IsZero() && len(b.Messages) == 0 {
-			// Nothing buffered: start after the newest message, so the
-			// window does not replay what was published before we came.
-			s.pos[i] = b.Last
-			at = b.Last
+			// Nothing buffered: start after the newest message when we
+			// were counted, so the window does not replay what was
+			// published before we came, nor lose what came since.
+			s.pos[i] = s.from[i]
+			at = s.from[i]
 		}
 	}
 	if b.Missed && !at.IsZero() {
 		s.missed = true
+		s.gaps++
+		s.gapFrom = formatPosition(s.pos, s.mark)
 	}
 	if len(b.Messages) > 0 {
 		return b.Messages, nil
@@ -245,26 +254,48 @@ func (s *Subscription) after(w []*Message, at MessageID) []*Message {
 	return w[i:]
 }
 
-// wait blocks until any channel's state loaded by the last poll changes, or
-// ctx ends.
-func (s *Subscription) wait(ctx context.Context) error {
+// wait blocks until any channel's state loaded by the last poll changes
+// (false, nil), c fires (true, nil; a nil c never does) or ctx ends.
+func (s *Subscription) wait(ctx context.Context, c <-chan time.Time) (bool, error) {
 	if len(s.states) == 1 {
 		select {
 		case <-s.states[0].changed:
-			return nil
+			return false, nil
+		case <-c:
+			return true, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
-	cases := make([]reflect.SelectCase, 0, len(s.states)+1)
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	cases := make([]reflect.SelectCase, 0, len(s.states)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
 	for _, st := range s.states {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.changed)})
 	}
-	if i, _, _ := reflect.Select(cases); i == 0 {
-		return ctx.Err()
+	switch i, _, _ := reflect.Select(cases); i {
+	case 0:
+		return false, ctx.Err()
+	case 1:
+		return true, nil
 	}
-	return nil
+	return false, nil
+}
+
+// nextOr is Next that also returns (nil, true, nil) when c fires before a
+// message is available. Streaming transports use it to wake for pings and
+// timeouts without a goroutine or a context per wait.
+func (s *Subscription) nextOr(ctx context.Context, c <-chan time.Time) (*Message, bool, error) {
+	for {
+		m, err := s.poll(ctx)
+		if m != nil || err != nil {
+			return m, false, err
+		}
+		if fired, err := s.wait(ctx, c); fired || err != nil {
+			return nil, fired, err
+		}
+	}
 }
 
 // Close ends the subscription and uncounts it from its channels.

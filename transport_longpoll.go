@@ -46,6 +46,12 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 		}
 		writeJSONP(w, jsonpWrap(callback, body))
 	default:
+		if h.opts.LongPollCatchUp {
+			if more, _ := sub.TryNext(ctx); more != nil {
+				h.writeCatchUp(ctx, w, sub, m, more)
+				return
+			}
+		}
 		hd := w.Header()
 		if m.ContentType != "" {
 			hd.Set("Content-Type", m.ContentType)
@@ -56,10 +62,25 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 		hd.Set("Vary", "If-None-Match, If-Modified-Since")
 		hd.Set("Content-Length", strconv.Itoa(len(m.Data)))
 		if sub.Missed() {
-			hd.Set("X-Push-Missed", "true")
+			hd.Set(missedHeader, "true")
 		}
-		w.WriteHeader(http.StatusOK)
-		w.Write(m.Data)
+		h.writeAnswer(w, m.Data)
+	}
+}
+
+// writeAnswer writes a 200 long-poll answer with body under the write
+// deadline, flushes it, and clears the deadline (the connection may be
+// kept alive for the next poll).
+func (h *Hub) writeAnswer(w http.ResponseWriter, body []byte) {
+	rc := http.NewResponseController(w)
+	if h.opts.WriteTimeout > 0 {
+		rc.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+	if h.opts.WriteTimeout > 0 {
+		rc.Flush()
+		rc.SetWriteDeadline(time.Time{})
 	}
 }
 
@@ -110,4 +131,63 @@ func (h *Hub) endLongPoll(w http.ResponseWriter, sub *Subscription, callback str
 		}
 		writeError(w, err)
 	}
+}
+
+// Catch-up limits: at most this much in one long-poll answer.
+const (
+	catchUpMessages = 100
+	catchUpBytes    = 1 << 20
+)
+
+// writeCatchUp answers a long-poll that found several messages waiting
+// with all of them (Options.LongPollCatchUp), as multipart/mixed:
+// "--B\n", then per message an optional "Content-Type: C\n" line, "\n",
+// the payload, "\n--B\n"..., ending "--B--\n". Last-Modified/Etag are the
+// position after the last part. Lines end in LF alone because
+// NchanSubscriber.js's parser keeps a CR at the end of each payload
+// otherwise; Go's mime/multipart reads both.
+func (h *Hub) writeCatchUp(ctx context.Context, w http.ResponseWriter, sub *Subscription, first, second *Message) {
+	msgs := []*Message{first, second}
+	size := len(first.Data) + len(second.Data)
+	for len(msgs) < catchUpMessages && size < catchUpBytes {
+		m, err := sub.TryNext(ctx)
+		if m == nil || err != nil {
+			break
+		}
+		msgs = append(msgs, m)
+		size += len(m.Data)
+	}
+	boundary := newBoundary()
+	body := make([]byte, 0, size+len(msgs)*(len(boundary)+40))
+	for _, m := range msgs {
+		body = append(body, "--"...)
+		body = append(body, boundary...)
+		body = append(body, '\n')
+		body = append(body, m.encoded(framingLongPollPart, buildLongPollPart)...)
+	}
+	body = append(body, "--"...)
+	body = append(body, boundary...)
+	body = append(body, "--\n"...)
+	hd := w.Header()
+	hd.Set("Content-Type", "multipart/mixed; boundary="+boundary)
+	setPositionHeaders(hd, sub)
+	hd.Set("Vary", "If-None-Match, If-Modified-Since")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	if sub.Missed() {
+		hd.Set(missedHeader, "true")
+	}
+	h.writeAnswer(w, body)
+}
+
+// buildLongPollPart is a catch-up part after its delimiter line.
+func buildLongPollPart(m *Message) []byte {
+	b := make([]byte, 0, 20+len(m.ContentType)+len(m.Data))
+	if m.ContentType != "" {
+		b = append(b, "Content-Type: "...)
+		b = append(b, m.ContentType...)
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	b = append(b, m.Data...)
+	return append(b, '\n')
 }

@@ -10,6 +10,7 @@ next request returns the next message: none skipped, none repeated.
 """
 
 import argparse
+import email.parser
 import sys
 import time
 import urllib.error
@@ -37,7 +38,7 @@ def main():
             req.add_header("If-None-Match", etag)
         try:
             with urllib.request.urlopen(req) as resp:  # held until a message comes
-                body = resp.read()
+                bodies = split_catch_up(resp.headers.get("Content-Type", ""), resp.read())
                 last_modified = resp.headers.get("Last-Modified", last_modified)
                 etag = resp.headers.get("Etag", etag)
         except urllib.error.HTTPError as e:
@@ -58,9 +59,24 @@ def main():
             print(f"cannot reach {url}: {e.reason}; retrying in 1s", file=sys.stderr)
             time.sleep(1)
             continue
-        print(body.decode("utf-8", errors="replace"), flush=True)
-        received += 1
+        for body in bodies:
+            print(body.decode("utf-8", errors="replace"), flush=True)
+            received += 1
     return 0
+
+
+def split_catch_up(content_type, body):
+    """Returns the message bodies of one answer.
+
+    A server with long-poll catch-up (pushd's default, Nchan's
+    nchan_longpoll_multipart_response) answers with every waiting message at
+    once as multipart/mixed; its Last-Modified/Etag are those of the last part.
+    """
+    if not content_type.lower().startswith("multipart/mixed"):
+        return [body]
+    msg = email.parser.BytesParser().parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    return [part.get_payload(decode=True) or b"" for part in msg.get_payload()]
 
 
 if __name__ == "__main__":

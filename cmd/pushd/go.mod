@@ -2,6 +2,20 @@ module github.com/pushhub/push/cmd/pushd
 
 go 1.24
 
-require github.com/pushhub/push v0.0.0
+require (
+	github.com/pushhub/push v0.0.0
+	github.com/pushhub/push/redisstore v0.0.0
+)
 
-replace github.com/pushhub/push => ../..
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/redis/go-redis/v9 v9.22.0 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+	golang.org/x/sys v0.34.0 // indirect
+)
+
+replace (
+	github.com/pushhub/push => ../..
+	github.com/pushhub/push/redisstore => ../../redisstore
+)

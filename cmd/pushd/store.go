@@ -1,19 +1,26 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"time"
 
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/redisstore"
 )
 
-// openStore returns the Store pushd uses: nil (the Hub's own MemoryStore)
-// when redisURL is empty. The caller closes a non-nil store after shutting
-// the Hub down.
-//
-// Seam: the Redis store (issue 4) replaces this file.
+// openStore returns the Store for -redis and -redis-prefix: nil (the Hub's
+// own memory store) when redisURL is "", else a Redis store on that server.
+// It fails if Redis cannot be reached within 10 seconds.
 func openStore(redisURL, prefix string) (push.Store, error) {
 	if redisURL == "" {
 		return nil, nil
 	}
-	return nil, errors.New("redis support is not built yet: run pushd without -redis to keep channels in memory")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redisstore.New(ctx, redisstore.Options{URL: redisURL, KeyPrefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("-redis %s: %w", redisURL, err)
+	}
+	return s, nil
 }

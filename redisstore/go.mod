@@ -1,0 +1,20 @@
+module github.com/pushhub/push/redisstore
+
+go 1.24
+
+require (
+	github.com/pushhub/push v0.0.0
+	github.com/redis/go-redis/v9 v9.22.0
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/sys v0.34.0 // indirect
+)
+
+replace github.com/pushhub/push => ../

@@ -1,0 +1,42 @@
+package push
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// publishOnCountStore publishes to a channel right after counting a
+// subscriber on it, before the Hub gets the answer: the moment a message
+// could slip between counting and delivery.
+type publishOnCountStore struct {
+	*MemoryStore
+	cfg ChannelConfig
+}
+
+func (s publishOnCountStore) AddSubscriber(ctx context.Context, channel string, cfg ChannelConfig, create bool) (ChannelInfo, error) {
+	info, err := s.MemoryStore.AddSubscriber(ctx, channel, cfg, create)
+	if err == nil {
+		_, _, err = s.MemoryStore.Publish(ctx, channel, &Message{Data: []byte("just after counting")}, s.cfg)
+	}
+	return info, err
+}
+
+func TestSubscribeGetsMessagePublishedRightAfterCounting(t *testing.T) {
+	mem := NewMemoryStore()
+	defer mem.Close()
+	// Buffer disabled: the message exists only as a live delivery.
+	hub := New(Options{Store: publishOnCountStore{MemoryStore: mem}, MessageBufferLength: -1})
+	defer hub.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := hub.Subscribe(ctx, []string{"c"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	m, err := sub.Next(ctx)
+	require.NoError(t, err, "the message published once we were counted must reach us")
+	require.Equal(t, "just after counting", string(m.Data))
+}
