@@ -137,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.ShutdownTimeout = d
 		return nil
 	})
+	fs.StringVar(&cfg.PprofAddr, "pprof", "", "loopback `host:port` to serve net/http/pprof on (/debug/pprof/), for profiling; empty: off")
 	applyTransport := addTransportFlags(fs)
 
 	if err := fs.Parse(args); err != nil {

@@ -41,6 +41,7 @@ type config struct {
 	RedisPrefix     string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	PprofAddr       string // net/http/pprof on this loopback address; "" off
 }
 
 func main() {
@@ -80,6 +81,16 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("pushd: cannot listen", "addr", cfg.Addr, "error", err)
 		hub.Shutdown(context.Background())
 		return 1
+	}
+	if cfg.PprofAddr != "" {
+		_, stopPprof, err := startPprof(cfg.PprofAddr, log)
+		if err != nil {
+			log.Error("pushd: cannot serve pprof", "error", err)
+			ln.Close()
+			hub.Shutdown(context.Background())
+			return 1
+		}
+		defer stopPprof()
 	}
 	srv := &http.Server{
 		Handler:           handler,
