@@ -39,6 +39,7 @@ func TestSubscribersLeaveNothingBehind(t *testing.T) {
 	const perTransport = 20
 	kinds := []string{"longpoll", "eventsource", "multipart", "websocket"}
 	errs := make(chan error, perTransport*len(kinds))
+	connected := make(chan struct{}, perTransport*len(kinds)) // streams whose headers came back
 	for _, kind := range kinds {
 		for i := 0; i < perTransport; i++ {
 			channel := fmt.Sprintf("%s-%d", kind, i)
@@ -47,6 +48,7 @@ func TestSubscribersLeaveNothingBehind(t *testing.T) {
 				if kind == "websocket" {
 					c, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1), nil)
 					if err == nil {
+						connected <- struct{}{}
 						<-ctx.Done()
 						c.CloseNow()
 					}
@@ -62,6 +64,7 @@ func TestSubscribersLeaveNothingBehind(t *testing.T) {
 				}
 				resp, err := env.client.Do(req)
 				if err == nil {
+					connected <- struct{}{}
 					<-ctx.Done()
 					resp.Body.Close()
 					err = nil
@@ -73,6 +76,15 @@ func TestSubscribersLeaveNothingBehind(t *testing.T) {
 		}
 	}
 	total := perTransport * len(kinds)
+	for range total - perTransport { // every stream (long-polls stay held)
+		select {
+		case <-connected:
+		case err := <-errs:
+			t.Fatalf("a subscriber failed to connect: %v", err)
+		case <-time.After(specWait):
+			t.Fatal("streams did not connect")
+		}
+	}
 	require.Eventually(t, func() bool {
 		st, err := env.hub.Stats(context.Background())
 		return err == nil && st.Subscribers == total

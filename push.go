@@ -47,9 +47,17 @@ type Hub struct {
 
 const hubShards = 64
 
-// windowSize is how many recent messages a Hub keeps per channel with local
-// subscribers, so that a publish is served to them without a store read.
-const windowSize = 64
+// A Hub keeps, per channel with local subscribers, a window of the most
+// recent messages (at most windowMessages, and no more than windowBytes of
+// payload beyond the newest message), so that a publish is served to them
+// without a store read and a subscriber that is briefly behind (a burst
+// published back to back) catches up from it even when the store's buffer
+// is shorter. A subscriber further behind reads the store's buffer and, if
+// it fell off that too, is told it missed messages.
+const (
+	windowMessages = 1024
+	windowBytes    = 1 << 20
+)
 
 type hubShard struct {
 	mu       sync.RWMutex
@@ -69,10 +77,13 @@ type hubChannel struct {
 
 // channelState is immutable once published through hubChannel.state.
 type channelState struct {
-	window  []*Message    // recent messages, oldest first, contiguous
-	changed chan struct{} // closed when a newer state exists
-	end     error         // non-nil: every subscriber ends with it
-	kick    uint64        // subscribers with a lower sequence end with ErrConflict
+	window     []*Message    // recent messages, oldest first, contiguous
+	windowSize int           // payload bytes in window
+	trimmed    MessageID     // the newest message dropped from window
+	epoch      uint64        // counts resets: windows of different epochs are unrelated
+	changed    chan struct{} // closed when a newer state exists
+	end        error         // non-nil: every subscriber ends with it
+	kick       uint64        // subscribers with a lower sequence end with ErrConflict
 }
 
 // Errors a subscription ends with, and what subscriber handlers answer.
@@ -157,59 +168,68 @@ func (h *Hub) eachChannel(fn func(*hubChannel)) {
 	}
 }
 
-// update replaces hc's state with next(old) and wakes every waiter.
-func (hc *hubChannel) update(next func(old *channelState) *channelState) {
+// update publishes a new state of hc, made by change from a copy of the
+// current one, and wakes every waiter. change returns false to keep the
+// current state. An ended state never changes.
+func (hc *hubChannel) update(change func(n *channelState) bool) {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
 	old := hc.state.Load()
 	if old.end != nil {
 		return
 	}
-	n := next(old)
-	if n == nil {
+	n := *old
+	if !change(&n) {
 		return
 	}
 	n.changed = make(chan struct{})
-	hc.state.Store(n)
+	hc.state.Store(&n)
 	close(old.changed)
 }
 
 func (hc *hubChannel) append(m *Message) {
-	hc.update(func(old *channelState) *channelState {
-		w := old.window
+	hc.update(func(n *channelState) bool {
+		w := n.window
 		if len(w) > 0 && w[len(w)-1].ID.Compare(m.ID) >= 0 {
-			return nil // already seen
+			return false // already seen
 		}
-		if len(w) >= windowSize {
-			w = w[len(w)-windowSize+1:]
+		n.windowSize += len(m.Data)
+		for len(w) > 0 && (len(w) >= windowMessages || n.windowSize > windowBytes) {
+			n.windowSize -= len(w[0].Data)
+			n.trimmed = w[0].ID
+			w = w[1:]
 		}
 		// Appending never changes the elements an older state can see: they
 		// are below its length, and only the newest state is appended to.
-		return &channelState{window: append(w, m), kick: old.kick}
+		n.window = append(w, m)
+		return true
 	})
 }
 
 func (hc *hubChannel) finish(err error) {
-	hc.update(func(old *channelState) *channelState {
-		return &channelState{window: old.window, kick: old.kick, end: err}
-	})
+	hc.update(func(n *channelState) bool { n.end = err; return true })
 }
 
+// reset forgets the window: notifications may have been lost, so it may
+// have holes. Subscribers attached before read the store instead.
 func (hc *hubChannel) reset() {
-	hc.update(func(old *channelState) *channelState {
-		return &channelState{kick: old.kick}
+	hc.update(func(n *channelState) bool {
+		n.window, n.windowSize, n.trimmed = nil, 0, MessageID{}
+		n.epoch++
+		return true
 	})
 }
 
 // attach adds a subscriber to the Hub's view of channel, refusing it under
 // Concurrency First. It returns the channel and the subscriber's sequence
-// number. From then on the channel's window collects every message.
-func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
+// number, and the epoch of its window. From then on the window collects
+// every message, until a reset starts a new epoch.
+func (h *Hub) attach(channel string) (*hubChannel, uint64, uint64, error) {
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	if h.isClosing() {
 		sh.mu.Unlock()
-		return nil, 0, ErrHubClosed
+		return nil, 0, 0, ErrHubClosed
 	}
 	hc := sh.channels[channel]
 	if hc == nil {
@@ -219,7 +239,7 @@ func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
 	}
 	if h.opts.Concurrency == First && hc.refs > 0 {
 		sh.mu.Unlock()
-		return nil, 0, ErrConflict
+		return nil, 0, 0, ErrConflict
 	}
 	hc.refs++
 	sh.mu.Unlock()
@@ -227,16 +247,15 @@ func (h *Hub) attach(channel string) (*hubChannel, uint64, error) {
 	hc.mu.Lock()
 	hc.seq++
 	seq := hc.seq
+	epoch := hc.state.Load().epoch
 	hc.mu.Unlock()
-	return hc, seq, nil
+	return hc, seq, epoch, nil
 }
 
 // takeOver ends every subscriber of hc attached before the one with
 // sequence number seq (Concurrency Last).
 func (hc *hubChannel) takeOver(seq uint64) {
-	hc.update(func(old *channelState) *channelState {
-		return &channelState{window: old.window, kick: seq}
-	})
+	hc.update(func(n *channelState) bool { n.kick = seq; return true })
 }
 
 func (h *Hub) detach(hc *hubChannel) {

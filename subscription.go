@@ -24,6 +24,7 @@ type Subscription struct {
 	pos      position
 	started  []bool      // per channel: the starting position was settled
 	from     []MessageID // per channel: its newest id when this subscriber was counted
+	epochs   []uint64    // per channel: the epoch of the Hub's window when attached
 	states   []*channelState
 
 	pending     []*Message // read but not yet returned, all from channel pendingFrom
@@ -80,6 +81,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 		started:  make([]bool, n),
 		states:   make([]*channelState, n),
 		from:     make([]MessageID, n),
+		epochs:   make([]uint64, n),
 		limit:    32,
 	}
 	counted := 0
@@ -95,13 +97,14 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 	}
 	// Attach first, so that every message published from the moment the
 	// store counts us reaches our window even when the buffer is disabled.
-	for _, c := range channels {
-		hc, seq, err := h.attach(c)
+	for i, c := range channels {
+		hc, seq, epoch, err := h.attach(c)
 		if err != nil {
 			return fail(err)
 		}
 		s.hcs = append(s.hcs, hc)
 		s.seqs = append(s.seqs, seq)
+		s.epochs[i] = epoch
 	}
 	for i, c := range channels {
 		info, err := h.store.AddSubscriber(ctx, c, h.cfg, !h.opts.AuthorizedChannelsOnly)
@@ -208,7 +211,7 @@ func (s *Subscription) poll(ctx context.Context) (*Message, error) {
 func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Message, error) {
 	at := s.pos[i]
 	w := st.window
-	if s.started[i] && len(w) > 0 && at.Compare(w[0].ID) >= 0 {
+	if s.started[i] && s.windowCovers(i, st, at) {
 		return s.after(w, at), nil
 	}
 	b, err := s.hub.store.Messages(ctx, s.channels[i], at, s.limit)
@@ -236,6 +239,18 @@ func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Me
 	// Nothing newer is buffered (the buffer may be disabled): what is newer
 	// in the window was published live.
 	return s.after(w, at), nil
+}
+
+// windowCovers reports whether st's window holds every message of channel
+// i after at. It does when at is at or after the window's oldest message;
+// and, since the window was collecting before this subscriber was counted,
+// when at is at or after the channel's newest message at that time (from)
+// and nothing after at was trimmed, as long as no reset intervened.
+func (s *Subscription) windowCovers(i int, st *channelState, at MessageID) bool {
+	if len(st.window) > 0 && at.Compare(st.window[0].ID) >= 0 {
+		return true
+	}
+	return st.epoch == s.epochs[i] && at.Compare(s.from[i]) >= 0 && at.Compare(st.trimmed) >= 0
 }
 
 // after returns the messages of window w newer than at and not expired.

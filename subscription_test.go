@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -39,4 +40,33 @@ func TestSubscribeGetsMessagePublishedRightAfterCounting(t *testing.T) {
 	m, err := sub.Next(ctx)
 	require.NoError(t, err, "the message published once we were counted must reach us")
 	require.Equal(t, "just after counting", string(m.Data))
+}
+
+// A burst published back to back, longer than the store's buffer, reaches a
+// subscriber that was waiting for it whole: the Hub's window of recent
+// messages serves it. (Nchan keeps such bursts in per-subscriber queues.)
+func TestBurstLongerThanBufferReachesWaitingSubscriber(t *testing.T) {
+	hub := New(Options{MessageBufferLength: 20})
+	defer hub.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	sub, err := hub.Subscribe(ctx, []string{"burst"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	m, err := sub.TryNext(ctx) // settles the position: nothing yet
+	require.NoError(t, err)
+	require.Nil(t, m)
+
+	const burst = 500
+	for i := range burst {
+		_, _, err := hub.Publish(ctx, "burst", &Message{Data: fmt.Appendf(nil, "%d", i)})
+		require.NoError(t, err)
+	}
+	for i := range burst {
+		m, err := sub.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(i), string(m.Data))
+	}
+	require.False(t, sub.Missed())
 }

@@ -195,7 +195,8 @@ func TestTrLongPollCatchUp(t *testing.T) {
 // X-Push-Missed: true in the first part after every jump, never a silent
 // jump, and the publisher never waited for it.
 func TestTrMultipartMissedWhileBehind(t *testing.T) {
-	const n, size = windowSize + 40, 16 << 10
+	const size = 16 << 10
+	const n = windowBytes/size + 40
 	e := trStartWith(t, Options{MessageBufferLength: 4, PingInterval: -1},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 	start := e.publish("a", "start", "")

@@ -409,7 +409,8 @@ func (e *trEnv) dialSmallBuf(channels []string, q url.Values, protocols ...strin
 // window of recent messages) is told it missed messages, in order, before
 // the first message after the gap; the publisher never waited for it.
 func TestTrWSMissedWhileBehind(t *testing.T) {
-	const n, size = windowSize + 40, 16 << 10
+	const size = 16 << 10
+	const n = windowBytes/size + 40
 	e := trStartWith(t, Options{MessageBufferLength: 4, PingInterval: -1},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 	// Start from a known position. (A subscriber of a new, empty channel
