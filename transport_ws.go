@@ -48,7 +48,8 @@ func headerHasToken(h http.Header, name, token string) bool {
 // 1011 "503 Service Unavailable" on store errors. A peer that does not answer a ping, or does not
 // take a frame within WriteTimeout, is disconnected.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscription) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	cw := &corkingWriter{ResponseWriter: w}
+	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{wsMetaProtocol},
 		// The origin was checked by checkOrigin under Options.AllowedOrigins.
 		InsecureSkipVerify: true,
@@ -73,7 +74,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscr
 			}
 		}
 	}()
-	f := &wsFraming{c: c, ctx: ctx, sub: sub, meta: c.Subprotocol() == wsMetaProtocol,
+	f := &wsFraming{c: c, conn: cw.conn, ctx: ctx, sub: sub, meta: c.Subprotocol() == wsMetaProtocol,
 		multi: len(sub.channels) > 1, timeout: h.opts.WriteTimeout, pingWait: h.opts.WriteTimeout}
 	if f.pingWait <= 0 {
 		f.pingWait = h.opts.PingInterval
@@ -116,6 +117,7 @@ func wsCloseFor(err error) (websocket.StatusCode, string, bool) {
 
 type wsFraming struct {
 	c        *websocket.Conn
+	conn     *corkConn // under c
 	ctx      context.Context
 	sub      *Subscription
 	meta     bool
@@ -125,14 +127,11 @@ type wsFraming struct {
 	buf      []byte
 }
 
-// write writes one frame under the write deadline.
+// write writes one frame into the corked connection (see ws_cork.go); the
+// batch goes out, under the write deadline, on flush.
 func (f *wsFraming) write(typ websocket.MessageType, data []byte) error {
-	if f.timeout <= 0 {
-		return f.c.Write(f.ctx, typ, data)
-	}
-	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
-	defer cancel()
-	return f.c.Write(ctx, typ, data)
+	f.conn.cork()
+	return f.c.Write(f.ctx, typ, data)
 }
 
 func (f *wsFraming) message(m *Message) error {
@@ -165,8 +164,8 @@ func (f *wsFraming) missed() error {
 	return f.write(websocket.MessageText, []byte(frame))
 }
 
-// flush does nothing: coder/websocket flushes every frame.
-func (f *wsFraming) flush() error { return nil }
+// flush writes the batch of frames.
+func (f *wsFraming) flush() error { return f.conn.uncork(f.timeout) }
 
 // ping sends a ping and waits up to WriteTimeout for the pong (the reader
 // goroutine reads it).
@@ -200,7 +199,8 @@ func buildWSMetaBody(m *Message) []byte {
 // Accept header names). A frame larger than MaxMessageSize closes the
 // connection with 1009; a failed publish closes it with the error.
 func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, channel string) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	cw := &corkingWriter{ResponseWriter: w}
+	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
