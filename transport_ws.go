@@ -128,10 +128,13 @@ type wsFraming struct {
 }
 
 // write writes one frame into the corked connection (see ws_cork.go); the
-// batch goes out, under the write deadline, on flush.
+// batch goes out, under the write deadline, on flush. The frame only goes
+// into a buffer, so it needs no context of its own (a cancellable one would
+// cost coder/websocket a context.AfterFunc per frame); closing the
+// connection still releases a write waiting for coder/websocket's lock.
 func (f *wsFraming) write(typ websocket.MessageType, data []byte) error {
 	f.conn.cork()
-	return f.c.Write(f.ctx, typ, data)
+	return f.c.Write(context.Background(), typ, data)
 }
 
 func (f *wsFraming) message(m *Message) error {
