@@ -112,9 +112,10 @@ type Options struct {
 	PingInterval time.Duration
 
 	// WriteTimeout bounds every write to a subscriber (one long-poll answer,
-	// one batch of stream messages, one WebSocket frame). A subscriber that
-	// does not drain its connection in time is disconnected; it can resume
-	// from its last id. 0 means DefaultWriteTimeout (10s); negative: no
+	// one batch of stream messages, one batch of WebSocket frames; a
+	// WebSocket write gets between half of it and all of it, as its deadline
+	// is renewed only when half spent). A subscriber that does not drain its
+	// connection in time is disconnected; it can resume from its last id. 0 means DefaultWriteTimeout (10s); negative: no
 	// deadline (not recommended: a stuck client then holds a goroutine).
 	WriteTimeout time.Duration
 

@@ -57,6 +57,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscr
 	if err != nil {
 		return // Accept answered the request
 	}
+	cw.conn.timeout = h.opts.WriteTimeout
 	c.SetReadLimit(h.opts.WebSocketReadLimit)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -168,7 +169,7 @@ func (f *wsFraming) missed() error {
 }
 
 // flush writes the batch of frames.
-func (f *wsFraming) flush() error { return f.conn.uncork(f.timeout) }
+func (f *wsFraming) flush() error { return f.conn.uncork() }
 
 // ping sends a ping and waits up to WriteTimeout for the pong (the reader
 // goroutine reads it).

@@ -18,9 +18,27 @@ import (
 // corkConn is the hijacked connection of a WebSocket subscriber.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte
+	timeout time.Duration // the write timeout; 0: none
+
+	mu       sync.Mutex
+	corked   bool
+	buf      *[]byte
+	deadline time.Time // the write deadline set on Conn
+}
+
+// armDeadline makes sure the next write has at least half the write
+// timeout, setting a new deadline only when the one set is that close: a
+// deadline costs timer work, and most subscribers write many times within
+// one timeout.
+func (c *corkConn) armDeadline() {
+	if c.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Add(c.timeout / 2).After(c.deadline) {
+		c.deadline = now.Add(c.timeout)
+		c.Conn.SetWriteDeadline(c.deadline)
+	}
 }
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -30,6 +48,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
+		c.armDeadline()
 		return c.Conn.Write(p)
 	}
 	*c.buf = append(*c.buf, p...)
@@ -46,9 +65,9 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
-// uncork writes what was collected, within timeout (0: no deadline), and
-// lets later writes through.
-func (c *corkConn) uncork(timeout time.Duration) error {
+// uncork writes what was collected, under the write deadline, and lets
+// later writes through.
+func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
@@ -66,10 +85,7 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	if len(*b) == 0 {
 		return nil
 	}
-	if timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-		defer c.Conn.SetWriteDeadline(time.Time{})
-	}
+	c.armDeadline()
 	_, err := c.Conn.Write(*b)
 	return err
 }
