@@ -63,7 +63,7 @@ func TestTrClientsHelper(t *testing.T) {
 				if i >= n {
 					return
 				}
-				c, br, err := trRawSubscribe(addr, kind, fmt.Sprint("bench"))
+				c, br, err := trRawSubscribe(addr, kind, "bench")
 				if err != nil {
 					errs <- err
 					return

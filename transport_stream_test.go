@@ -211,10 +211,8 @@ func TestTrMultipartMissedWhileBehind(t *testing.T) {
 	e.waitSubscribers(1)
 	payload := strings.Repeat("x", size)
 	index := map[string]int{fmt.Sprint(start.ID.Tag): -1}
-	var ids []MessageID
 	for i := range n {
 		m := e.publish("a", payload, "")
-		ids = append(ids, m.ID)
 		index[trLastModified(m.ID)+"|"+fmt.Sprint(m.ID.Tag)] = i
 	}
 
