@@ -36,6 +36,11 @@ type Hub struct {
 	drained  chan struct{} // closed when active drops to 0 during Shutdown
 	shutdown sync.Once
 
+	// stopping is cancelled when Shutdown starts; connections that are not
+	// subscriptions (WebSocket publishers) end with it.
+	stopping context.Context
+	stop     context.CancelFunc
+
 	published atomic.Uint64
 	delivered atomic.Uint64
 
@@ -112,6 +117,7 @@ func (e *HTTPError) Error() string { return e.Message }
 func New(opts Options) *Hub {
 	opts, cfg := opts.resolve()
 	h := &Hub{opts: opts, cfg: cfg, store: opts.Store, seed: maphash.MakeSeed()}
+	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.log = opts.Logger
 	if h.store == nil {
 		h.store = NewMemoryStore()
@@ -379,6 +385,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.shutdown.Do(func() {
 		h.mu.Lock()
 		h.closing.Store(true)
+		h.stop()
 		var drained chan struct{}
 		if h.active > 0 {
 			drained = make(chan struct{})

@@ -203,13 +203,17 @@ func buildWSMetaBody(m *Message) []byte {
 // Accept header names). A frame larger than MaxMessageSize closes the
 // connection with 1009; a failed publish closes it with the error.
 func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, channel string) {
-	cw := &corkingWriter{ResponseWriter: w}
-	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(h.opts.MaxMessageSize)
+	// Shutdown ends the connection too, with 1001 "503 Service Unavailable"
+	// (Close may be called while Read waits; Read then returns).
+	defer context.AfterFunc(h.stopping, func() {
+		c.Close(websocket.StatusGoingAway, "503 Service Unavailable")
+	})()
 	ctx := r.Context()
 	format, _ := negotiateInfo(r.Header.Get("Accept"))
 	for {

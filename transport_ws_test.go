@@ -370,6 +370,25 @@ func TestTrWSPublish(t *testing.T) {
 	assert.Equal(t, websocket.StatusMessageTooBig, ce.Code)
 }
 
+// Hub.Shutdown ends a WebSocket publisher with 1001 "503 Service
+// Unavailable", as it ends subscribers.
+func TestTrWSPublisherEndsOnShutdown(t *testing.T) {
+	e := trStart(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pu := strings.Replace(e.srv.URL, "http", "ws", 1) + "/pub?id=a"
+	pub, _, err := websocket.Dial(ctx, pu, &websocket.DialOptions{HTTPClient: e.srv.Client()})
+	require.NoError(t, err)
+	defer pub.CloseNow()
+	require.NoError(t, pub.Write(ctx, websocket.MessageText, []byte("one")))
+	trRead(t, pub) // the channel info: the publisher is in its read loop
+
+	require.NoError(t, e.hub.Shutdown(ctx))
+	ce := trReadClose(t, pub)
+	assert.Equal(t, websocket.StatusGoingAway, ce.Code)
+	assert.Equal(t, "503 Service Unavailable", ce.Reason)
+}
+
 // trSmallBufListener shrinks the send buffer of accepted connections, so a
 // client that stops reading blocks the server's writes quickly.
 type trSmallBufListener struct{ net.Listener }
