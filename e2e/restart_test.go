@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,9 @@ func testRestart(t *testing.T, b *browser, transport string) {
 	type backend struct {
 		hub  *push.Hub
 		gate chan struct{}
+		// waiting counts requests in this backend's handler that have not
+		// answered yet (a held long-poll).
+		waiting atomic.Int32
 	}
 	var current atomic.Pointer[backend]
 	current.Store(&backend{hub: newHub()})
@@ -64,7 +68,10 @@ func testRestart(t *testing.T, b *browser, transport string) {
 				return
 			}
 		}
-		be.hub.SubscribeHandler().ServeHTTP(w, r)
+		be.waiting.Add(1)
+		hw := &headerWatch{ResponseWriter: w, done: func() { be.waiting.Add(-1) }}
+		defer hw.answered()
+		be.hub.SubscribeHandler().ServeHTTP(hw, r)
 	})
 	front, _ := serve(t, "127.0.0.1:0", mux)
 	back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,10 +99,18 @@ func testRestart(t *testing.T, b *browser, transport string) {
 	// the old one shuts down and ends its subscribers. First make sure the
 	// page is subscribed to the old hub (a long-poll client is not, between
 	// two requests).
-	old := current.Load().hub
+	// The store's count alone is not enough for long-poll: the request that
+	// answered the last message counts until it returns, while the next one
+	// may already be on its way to the new hub.
+	oldBackend := current.Load()
+	old := oldBackend.hub
 	require.Eventually(t, func() bool {
 		info, err := old.ChannelInfo(context.Background(), channel)
-		return err == nil && info.Subscribers == 1
+		subscribed := err == nil && info.Subscribers == 1
+		if transport == "longpoll" {
+			return subscribed && oldBackend.waiting.Load() == 1
+		}
+		return subscribed
 	}, 10*time.Second, 5*time.Millisecond, "the page is not subscribed")
 	gate := make(chan struct{})
 	current.Store(&backend{hub: newHub(), gate: gate})
@@ -120,3 +135,27 @@ func testRestart(t *testing.T, b *browser, transport string) {
 		assert.Equal(t, transport, tr, "NchanSubscriber.js used another transport")
 	}
 }
+
+// headerWatch calls done once, when the response's header is written or
+// the handler returns, whichever comes first.
+type headerWatch struct {
+	http.ResponseWriter
+	once sync.Once
+	done func()
+}
+
+func (w *headerWatch) answered() { w.once.Do(w.done) }
+
+func (w *headerWatch) WriteHeader(code int) {
+	w.answered()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWatch) Write(b []byte) (int, error) {
+	w.answered()
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (flushes, deadlines, hijacking for
+// WebSocket) reach the real ResponseWriter.
+func (w *headerWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
