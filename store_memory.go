@@ -20,8 +20,7 @@ type MemoryStore struct {
 	seed   maphash.Seed
 	shards [memoryShards]memoryShard
 
-	watchMu  sync.Mutex
-	watchers atomic.Pointer[[]*watcher]
+	watchers Watchers
 
 	now    func() time.Time // the clock; tests replace it
 	closed atomic.Bool
@@ -29,8 +28,6 @@ type MemoryStore struct {
 	done   chan struct{}
 	once   sync.Once
 }
-
-type watcher struct{ fn func(Event) }
 
 type memoryShard struct {
 	mu       sync.RWMutex
@@ -143,13 +140,7 @@ func (sh *memoryShard) raiseFloor(last MessageID) {
 	}
 }
 
-func (s *MemoryStore) notify(ev Event) {
-	if ws := s.watchers.Load(); ws != nil {
-		for _, w := range *ws {
-			w.fn(ev)
-		}
-	}
-}
+func (s *MemoryStore) notify(ev Event) { s.watchers.Notify(ev) }
 
 // Publish implements Store.
 func (s *MemoryStore) Publish(ctx context.Context, channel string, msg *Message, cfg ChannelConfig) (*Message, ChannelInfo, error) {
@@ -366,32 +357,7 @@ func (s *MemoryStore) RemoveSubscriber(ctx context.Context, channel string) erro
 }
 
 // Watch implements Store.
-func (s *MemoryStore) Watch(fn func(Event)) (cancel func()) {
-	w := &watcher{fn: fn}
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	var ws []*watcher
-	if old := s.watchers.Load(); old != nil {
-		ws = append(ws, *old...)
-	}
-	ws = append(ws, w)
-	s.watchers.Store(&ws)
-	return func() {
-		s.watchMu.Lock()
-		defer s.watchMu.Unlock()
-		old := s.watchers.Load()
-		if old == nil {
-			return
-		}
-		var ws []*watcher
-		for _, x := range *old {
-			if x != w {
-				ws = append(ws, x)
-			}
-		}
-		s.watchers.Store(&ws)
-	}
-}
+func (s *MemoryStore) Watch(fn func(Event)) (cancel func()) { return s.watchers.Add(fn) }
 
 // Stats implements Store.
 func (s *MemoryStore) Stats(ctx context.Context) (StoreStats, error) {
@@ -419,9 +385,7 @@ func (s *MemoryStore) Close() error {
 		s.closed.Store(true)
 		close(s.stop)
 		<-s.done
-		s.watchMu.Lock()
-		s.watchers.Store(nil)
-		s.watchMu.Unlock()
+		s.watchers.Clear()
 	})
 	return nil
 }

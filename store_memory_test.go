@@ -338,3 +338,21 @@ func TestSpecMemoryStoreWatchAndClose(t *testing.T) {
 	_, err = s.ChannelInfo(ctx, "w")
 	require.ErrorIs(t, err, ErrStoreClosed)
 }
+
+// Watchers registered by several Watch calls all see each change until
+// their cancel, in registration order; Close clears them.
+func TestMemoryStoreWatchersCancelAndClose(t *testing.T) {
+	s := NewMemoryStore()
+	var got []string
+	cancelA := s.Watch(func(ev Event) { got = append(got, "a:"+ev.Channel) })
+	s.Watch(func(ev Event) { got = append(got, "b:"+ev.Channel) })
+	ctx := context.Background()
+	_, _, err := s.Publish(ctx, "x", &Message{}, ChannelConfig{BufferLength: 1})
+	require.NoError(t, err)
+	cancelA()
+	_, _, err = s.Publish(ctx, "y", &Message{}, ChannelConfig{BufferLength: 1})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a:x", "b:x", "b:y"}, got)
+	require.NoError(t, s.Close())
+	require.Empty(t, *s.watchers.list.Load())
+}

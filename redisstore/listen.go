@@ -138,42 +138,11 @@ func decodeEvent(p string) (push.Event, bool) {
 	return push.Event{}, false
 }
 
-func (s *Store) notify(ev push.Event) {
-	if ws := s.watchers.Load(); ws != nil {
-		for _, w := range *ws {
-			w.fn(ev)
-		}
-	}
-}
+func (s *Store) notify(ev push.Event) { s.watchers.Notify(ev) }
 
 // Watch implements push.Store. fn is called from the store's notification
 // goroutine, for changes made by any node, once Redis has committed them.
-func (s *Store) Watch(fn func(push.Event)) (cancel func()) {
-	w := &watcher{fn: fn}
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	var ws []*watcher
-	if old := s.watchers.Load(); old != nil {
-		ws = append(ws, *old...)
-	}
-	ws = append(ws, w)
-	s.watchers.Store(&ws)
-	return func() {
-		s.watchMu.Lock()
-		defer s.watchMu.Unlock()
-		old := s.watchers.Load()
-		if old == nil {
-			return
-		}
-		var ws []*watcher
-		for _, x := range *old {
-			if x != w {
-				ws = append(ws, x)
-			}
-		}
-		s.watchers.Store(&ws)
-	}
-}
+func (s *Store) Watch(fn func(push.Event)) (cancel func()) { return s.watchers.Add(fn) }
 
 func (s *Store) kickResync() {
 	select {

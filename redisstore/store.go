@@ -68,8 +68,7 @@ type Store struct {
 	ttl    time.Duration
 	log    *slog.Logger
 
-	watchMu  sync.Mutex
-	watchers atomic.Pointer[[]*watcher]
+	watchers push.Watchers
 
 	// counts are this node's subscribers per channel, the truth that
 	// resync writes back to Redis after a failure. countMu is held for
@@ -90,8 +89,6 @@ type Store struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 }
-
-type watcher struct{ fn func(push.Event) }
 
 // nodeCount is what this node knows of a channel it counts subscribers on.
 type nodeCount struct {
@@ -498,9 +495,7 @@ func (s *Store) Close() error {
 		defer cancel()
 		heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "1")
 		s.rdb.Close()
-		s.watchMu.Lock()
-		s.watchers.Store(nil)
-		s.watchMu.Unlock()
+		s.watchers.Clear()
 	})
 	return nil
 }
