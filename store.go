@@ -44,7 +44,11 @@ type Store interface {
 	// the channel if needed, and returns the stored message with Channel, ID
 	// and Time set, and the channel's info just after (whose Subscribers
 	// counts the subscribers of every Hub sharing the store, see
-	// AddSubscriber). The caller must not modify msg afterwards.
+	// AddSubscriber). It returns once the functions registered with this
+	// store's Watch were called with the message (so the subscribers waiting
+	// in this process have it when the publisher is answered, spec P1), or,
+	// if notifications are interrupted, once the message is stored. The
+	// caller must not modify msg afterwards.
 	Publish(ctx context.Context, channel string, msg *Message, cfg ChannelConfig) (*Message, ChannelInfo, error)
 
 	// Messages returns up to limit buffered messages of channel with ids after

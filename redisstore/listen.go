@@ -45,11 +45,14 @@ func (s *Store) listen() {
 					return
 				}
 				lost, pinged = true, false
+				s.echoes.listening.Store(false)
 				continue
 			}
 			if !lost {
 				s.log.Warn("redisstore: lost the notification connection to Redis; retrying", "error", err)
 				lost = true
+				s.echoes.listening.Store(false)
+				s.echoes.reset()
 			}
 			t := time.NewTimer(backoff)
 			select {
@@ -64,11 +67,15 @@ func (s *Store) listen() {
 		backoff, pinged = 50*time.Millisecond, false
 		switch m := v.(type) {
 		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				s.echoes.listening.Store(true)
+			}
 			if lost && m.Kind == "subscribe" {
 				lost = false
 				s.log.Info("redisstore: notification connection to Redis is back")
 				s.kickResync()
 				s.notify(push.Event{Type: push.EventReset})
+				s.echoes.reset()
 			}
 		case *redis.Message:
 			if ev, ok := decodeEvent(m.Payload); ok {
@@ -76,6 +83,9 @@ func (s *Store) listen() {
 					s.seen(ev.Message.ID.Time)
 				}
 				s.notify(ev)
+				if ev.Message != nil {
+					s.echoes.notified(ev.Channel, ev.Message.ID)
+				}
 			} else {
 				s.log.Error("redisstore: malformed notification", "payload", m.Payload)
 			}

@@ -69,6 +69,7 @@ type Store struct {
 	log    *slog.Logger
 
 	watchers push.Watchers
+	echoes   echoWaiters // publishes waiting for their own notification
 
 	// counts are this node's subscribers per channel, the truth that
 	// resync writes back to Redis after a failure. countMu is held for
@@ -168,6 +169,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.rdb.Close()
 		return nil, s.wrap(ctx, "subscribe", err)
 	}
+	s.echoes.listening.Store(true)
 	s.ps = ps
 	s.wg.Add(2)
 	go s.listen()
@@ -239,9 +241,11 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 // Publish implements push.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, cfg push.ChannelConfig) (*push.Message, push.ChannelInfo, error) {
+	echo := s.echoes.register(channel)
 	v, err := s.run(ctx, "publish", publishScript, s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
 		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load())
 	if err != nil {
+		s.echoes.forget(channel, echo)
 		return nil, push.ChannelInfo{}, err
 	}
 	r, ok := v.([]any)
@@ -257,6 +261,7 @@ func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, 
 		EventName:   msg.EventName,
 	}
 	s.seen(stored.ID.Time)
+	s.echoes.wait(ctx, channel, echo, stored.ID) // see echo.go
 	return stored, parseInfo(r[3:]), nil
 }
 

@@ -257,6 +257,30 @@ func testWatch(t *testing.T, s push.Store) {
 	}
 }
 
+// testPublishNotifiesFirst: Publish returns only once this store's watchers
+// were called with the message (spec P1: the subscribers waiting in this
+// process have it when the publisher is answered).
+func testPublishNotifiesFirst(t *testing.T, s push.Store) {
+	ev := newRecorder(s)
+	defer ev.cancel()
+	// A store may need a moment to start listening (Redis pub/sub); it
+	// is settled once a first publish was notified.
+	publish(t, s, "pn", "warm-up", cfg)
+	ev.waitN(t, 1)
+	for i := range 20 {
+		m := publish(t, s, "pn", fmt.Sprint(i), cfg)
+		var got bool
+		for _, e := range ev.events() {
+			if e.Type == push.EventMessage && e.Channel == "pn" && e.Message.ID == m.ID {
+				got = true
+			}
+		}
+		if !got {
+			t.Fatalf("Publish of %v returned before its watchers were told", m.ID)
+		}
+	}
+}
+
 func testWatchCancel(t *testing.T, s push.Store) {
 	a, b := newRecorder(s), newRecorder(s)
 	defer b.cancel()

@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) push.Store) {
 		{"Stats", testStats},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"Watch", testWatch},
+		{"PublishNotifiesFirst", testPublishNotifiesFirst},
 		{"WatchCancel", testWatchCancel},
 		{"Close", testClose},
 	}
