@@ -111,6 +111,7 @@ type HTTPError struct {
 	Message    string
 }
 
+// Error returns the message.
 func (e *HTTPError) Error() string { return e.Message }
 
 // New returns a Hub configured by opts (the zero Options work).
