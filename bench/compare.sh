@@ -56,6 +56,9 @@ stop_server() {
 		kill -9 "$SERVER_PID" 2>/dev/null || true
 		wait "$SERVER_PID" 2>/dev/null || true
 	fi
+	if [ -n "$NGINX_MASTER" ] && [ -f "$TMP/nginx/error.log" ]; then
+		cat "$TMP/nginx/error.log" >>"$OUT/nginx-error.log"
+	fi
 	SERVER_PID="" NGINX_MASTER=""
 }
 cleanup() {
