@@ -106,7 +106,7 @@ func TestRedisRestart(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("publishers did not get going")
 	}
-	r.kill()
+	r.Kill()
 	select {
 	case <-failed:
 	case <-ctx.Done():
@@ -115,7 +115,7 @@ func TestRedisRestart(t *testing.T) {
 	// While Redis is down, the Go API fails fast with ErrStoreUnavailable.
 	_, _, err = b.hub.Publish(ctx, ch, &push.Message{Data: []byte("x")})
 	require.ErrorIs(t, err, push.ErrStoreUnavailable)
-	r.start()
+	r.Restart()
 
 	pwg.Wait()
 	wg.Wait()
@@ -154,7 +154,7 @@ func TestUnavailable(t *testing.T) {
 	cfg := push.ChannelConfig{BufferLength: 10}
 	_, _, err := s.Publish(ctx, "u", &push.Message{Data: []byte("1")}, cfg)
 	require.NoError(t, err)
-	r.kill()
+	r.Kill()
 	start := time.Now()
 	_, _, err = s.Publish(ctx, "u", &push.Message{Data: []byte("2")}, cfg)
 	require.ErrorIs(t, err, push.ErrStoreUnavailable)
@@ -164,7 +164,7 @@ func TestUnavailable(t *testing.T) {
 	_, err = s.AddSubscriber(ctx, "u", cfg, true)
 	require.ErrorIs(t, err, push.ErrStoreUnavailable)
 	t.Logf("three calls failed in %v", time.Since(start))
-	r.start()
+	r.Restart()
 	// Without persistence the data is gone, but the store works again.
 	deadline := time.Now().Add(20 * time.Second)
 	for {

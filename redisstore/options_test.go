@@ -27,22 +27,22 @@ import (
 func TestURLPasswordDB(t *testing.T) {
 	r := startRedis(t, "--requirepass", "s3cret")
 	ctx := testCtx(t, 30*time.Second)
-	_, err := New(ctx, Options{URL: fmt.Sprintf("redis://:wrong@127.0.0.1:%d/3", r.port)})
+	_, err := New(ctx, Options{URL: fmt.Sprintf("redis://:wrong@127.0.0.1:%d/3", r.Port())})
 	require.Error(t, err, "a wrong password is refused")
 	require.NotErrorIs(t, err, push.ErrStoreUnavailable, "a wrong password is not an outage: %v", err)
 
-	s, err := New(ctx, Options{URL: fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/3", r.port), KeyPrefix: "app1:"})
+	s, err := New(ctx, Options{URL: fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/3", r.Port()), KeyPrefix: "app1:"})
 	require.NoError(t, err)
 	defer s.Close()
 	_, _, err = s.Publish(ctx, "room", &push.Message{Data: []byte("x")}, push.ChannelConfig{BufferLength: 5})
 	require.NoError(t, err)
 
-	raw := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), Password: "s3cret", DB: 3})
+	raw := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port()), Password: "s3cret", DB: 3})
 	defer raw.Close()
 	n, err := raw.Exists(ctx, "app1:c:room", "app1:m:room").Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n, "the channel's keys are in DB 3 under the prefix")
-	raw0 := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), Password: "s3cret"})
+	raw0 := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port()), Password: "s3cret"})
 	defer raw0.Close()
 	n, err = raw0.DBSize(ctx).Result()
 	require.NoError(t, err)
@@ -133,7 +133,7 @@ func TestCrashedNodeCounts(t *testing.T) {
 	r := startRedis(t)
 	ctx := testCtx(t, 30*time.Second)
 	open := func() *Store {
-		s, err := New(ctx, Options{URL: r.url(), KeyPrefix: "crash:", NodeTTL: 600 * time.Millisecond})
+		s, err := New(ctx, Options{URL: r.URL(0), KeyPrefix: "crash:", NodeTTL: 600 * time.Millisecond})
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -169,8 +169,8 @@ func TestIDsAfterDataLoss(t *testing.T) {
 		require.NoError(t, err)
 		last = m.ID
 	}
-	r.kill()
-	r.start()
+	r.Kill()
+	r.Restart()
 	var m *push.Message
 	require.Eventually(t, func() bool {
 		var err error
@@ -191,8 +191,8 @@ func TestCountsAfterDataLoss(t *testing.T) {
 		_, err := s.AddSubscriber(ctx, "held", cfg, true)
 		require.NoError(t, err)
 	}
-	r.kill()
-	r.start()
+	r.Kill()
+	r.Restart()
 	waitSubscribers(t, s, "held", 2)
 	require.NoError(t, s.RemoveSubscriber(ctx, "held"))
 	ci, err := s.ChannelInfo(ctx, "held")

@@ -9,67 +9,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pushhub/push/redisstore/redistest"
 )
 
 // startRedis runs a redis-server on a free loopback port for the test and
-// returns its URL. Without redis-server it skips (fails under CI=true).
-func startRedis(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		msg := "redis-server is not installed: pushd's -redis tests need it (apt-get install redis-server)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir(), "--logfile", "")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				signalled = true
-				close(ready)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		cmd.Wait()
-	})
-	select {
-	case <-ready:
-	case <-done:
-		t.Fatal("redis-server exited at start")
-	case <-time.After(20 * time.Second):
-		t.Fatal("redis-server not ready in 20s")
-	}
-	return fmt.Sprintf("redis://127.0.0.1:%d/1", port)
-}
+// returns its URL (database 1). Without redis-server it skips (fails under
+// CI=true).
+func startRedis(t *testing.T) string { return redistest.Start(t).URL(1) }
 
 // TestTwoPushdOnRedis: two pushd processes with -redis on one Redis behave as
 // one server.
