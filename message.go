@@ -35,7 +35,8 @@ type framing int
 const (
 	framingJSONP framing = iota
 	framingEventSource
-	framingWSMeta
+	framingWSFrame     // a plain WebSocket frame, header included
+	framingWSMetaFrame // a ws+meta frame of a single-channel message
 	framingMultipartPart
 	framingEventSourceBody // without the id line, for compound ids
 	framingWSMetaBody      // without the id line, for compound ids

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,10 @@ type Hub struct {
 	// subscriptions (WebSocket publishers) end with it.
 	stopping context.Context
 	stop     context.CancelFunc
+
+	// conns holds the connections accepted by the Hub's Listeners, by
+	// remote address: their long-polls can park.
+	conns sync.Map
 
 	published atomic.Uint64
 	delivered atomic.Uint64
@@ -78,6 +83,16 @@ type hubChannel struct {
 	refs  int        // subscriptions attached; guarded by the shard's mu
 	seq   uint64     // last subscriber sequence number; guarded by mu
 	state atomic.Pointer[channelState]
+
+	lmu       sync.Mutex
+	listeners []listener // streams to wake on every change
+}
+
+// A listener is a stream waiting on a channel: channel i of its
+// subscription.
+type listener struct {
+	s *stream
+	i int
 }
 
 // channelState is immutable once published through hubChannel.state.
@@ -180,18 +195,96 @@ func (h *Hub) eachChannel(fn func(*hubChannel)) {
 // current state. An ended state never changes.
 func (hc *hubChannel) update(change func(n *channelState) bool) {
 	hc.mu.Lock()
-	defer hc.mu.Unlock()
 	old := hc.state.Load()
-	if old.end != nil {
-		return
-	}
 	n := *old
-	if !change(&n) {
+	if old.end != nil || !change(&n) {
+		hc.mu.Unlock()
 		return
 	}
 	n.changed = make(chan struct{})
 	hc.state.Store(&n)
 	close(old.changed)
+	hc.mu.Unlock()
+	hc.wake()
+}
+
+// listen adds stream s, for channel i of its subscription, to the streams
+// woken on every change.
+func (hc *hubChannel) listen(s *stream, i int) {
+	hc.lmu.Lock()
+	s.slots[i] = len(hc.listeners)
+	hc.listeners = append(hc.listeners, listener{s, i})
+	hc.lmu.Unlock()
+}
+
+// unlisten undoes listen.
+func (hc *hubChannel) unlisten(s *stream, i int) {
+	hc.lmu.Lock()
+	j, last := s.slots[i], len(hc.listeners)-1
+	if j != last {
+		moved := hc.listeners[last]
+		hc.listeners[j] = moved
+		moved.s.slots[moved.i] = j
+	}
+	hc.listeners[last] = listener{}
+	hc.listeners = hc.listeners[:last]
+	if cap(hc.listeners) > 64 && len(hc.listeners) < cap(hc.listeners)/4 {
+		hc.listeners = append([]listener(nil), hc.listeners...) // give memory back
+	}
+	hc.lmu.Unlock()
+}
+
+var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
+
+// fanOutChunk is how many streams one goroutine of a fan-out wakes at a
+// time.
+const fanOutChunk = 128
+
+// wake runs every listening stream, in the calling goroutine and, for many
+// streams on several cores, up to GOMAXPROCS-1 more; it returns when each
+// has written what it could without blocking.
+func (hc *hubChannel) wake() {
+	hc.lmu.Lock()
+	if len(hc.listeners) == 0 {
+		hc.lmu.Unlock()
+		return
+	}
+	bp := listenerBufs.Get().(*[]listener)
+	ls := append((*bp)[:0], hc.listeners...)
+	hc.lmu.Unlock()
+	workers := min(runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
+	if workers <= 1 {
+		for _, l := range ls {
+			l.s.wake()
+		}
+	} else {
+		var next atomic.Int64
+		work := func() {
+			for {
+				end := int(next.Add(fanOutChunk))
+				start := end - fanOutChunk
+				if start >= len(ls) {
+					return
+				}
+				for _, l := range ls[start:min(end, len(ls))] {
+					l.s.wake()
+				}
+			}
+		}
+		var wg sync.WaitGroup
+		for range workers - 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				work()
+			}()
+		}
+		work()
+		wg.Wait()
+	}
+	clear(ls)
+	*bp = ls[:0]
+	listenerBufs.Put(bp)
 }
 
 func (hc *hubChannel) append(m *Message) {

@@ -135,8 +135,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	defer sub.Close()
-	switch transport {
+	switch transport { // the streaming transports own sub
 	case TransportWebSocket:
 		h.serveWebSocket(w, r, sub)
 	case TransportEventSource:

@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"flag"
 	"hash/maphash"
 	"io"
 	"log/slog"
@@ -34,6 +35,11 @@ type specEnv struct {
 	client *http.Client
 }
 
+// specHeld makes newSpecEnv serve without Hub.Listener, so long-polls are
+// held by their handler's goroutine instead of parked (go test
+// -push.held).
+var specHeld = flag.Bool("push.held", false, "serve the spec tests without Hub.Listener (long-polls held, not parked)")
+
 // newSpecEnv starts a Hub configured by opts behind a test server. Cleanup
 // shuts the Hub down (answering held requests) and then closes the server.
 func newSpecEnv(t *testing.T, opts Options) *specEnv {
@@ -45,7 +51,11 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 	mux := http.NewServeMux()
 	mux.Handle("/pub", hub.PublishHandler())
 	mux.Handle("/sub", hub.SubscribeHandler())
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if !*specHeld {
+		srv.Listener = hub.Listener(srv.Listener)
+	}
+	srv.Start()
 	env := &specEnv{t: t, hub: hub, srv: srv, client: srv.Client()}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), specWait)

@@ -12,13 +12,15 @@ import (
 // position, holding the request until one is published (S2), the subscriber
 // timeout (S3), or the subscription ends. In interval-poll mode it answers
 // 304 at once when nothing is newer. With callback set it answers JSONP.
+// A long-poll that has to wait on a connection from the Hub's Listener
+// parks (see Listener); others wait in this goroutine. It owns sub.
 func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string) {
 	ctx := r.Context()
-	var m *Message
-	var err error
-	if h.opts.IntervalPoll {
-		m, err = sub.TryNext(ctx)
-	} else {
+	m, err := sub.TryNext(ctx)
+	if m == nil && err == nil && !h.opts.IntervalPoll {
+		if h.parkLongPoll(w, r, sub, callback) {
+			return
+		}
 		waitCtx := ctx
 		if t := h.opts.SubscriberTimeout; t > 0 {
 			var cancel context.CancelFunc
@@ -30,9 +32,17 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			err = nil // our subscriber timeout, not the client's
 		}
 	}
-	switch {
-	case ctx.Err() != nil:
+	defer sub.Close()
+	if ctx.Err() != nil {
 		return // the client is gone
+	}
+	h.answerLongPoll(w, sub, callback, m, err)
+}
+
+// answerLongPoll answers a long-poll with m, or the end of the
+// subscription (err), or the timeout answer (neither).
+func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback string, m *Message, err error) {
+	switch {
 	case err != nil:
 		h.endLongPoll(w, sub, callback, err)
 	case m == nil:
@@ -47,8 +57,8 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 		writeJSONP(w, jsonpWrap(callback, body))
 	default:
 		if h.opts.LongPollCatchUp {
-			if more, _ := sub.TryNext(ctx); more != nil {
-				h.writeCatchUp(ctx, w, sub, m, more)
+			if more, _ := sub.TryNext(context.Background()); more != nil {
+				h.writeCatchUp(w, sub, m, more)
 				return
 			}
 		}
@@ -66,6 +76,112 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 		}
 		h.writeAnswer(w, m.Data)
 	}
+}
+
+// parkLongPoll parks a long-poll that has to wait, if its connection came
+// from the Hub's Listener and can be kept alive after the answer: the
+// connection is hijacked and the long-poll becomes a one-shot stream (see
+// stream.go) whose answer is written as net/http would have. It reports
+// whether it did; it then owns sub.
+func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
+		return false
+	}
+	if _, ok := h.conns.Load(r.RemoteAddr); !ok {
+		return false
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	f := &longPollFramer{h: h, sub: sub, callback: callback, header: w.Header().Clone()}
+	s := h.newStream(TransportLongPoll, sub, f)
+	s.oneShot = true
+	hc, ok := c.(*hubConn)
+	s.keepAlive = ok
+	read := readDiscard
+	if ok {
+		if n := brw.Reader.Buffered(); n > 0 {
+			b, _ := brw.Reader.Peek(n)
+			hc.prefix = append(hc.prefix, b...)
+		}
+		read = readKeep
+	}
+	s.park(c, nil, read)
+	return true
+}
+
+// longPollFramer writes a parked long-poll's answer.
+type longPollFramer struct {
+	h        *Hub
+	sub      *Subscription
+	callback string
+	header   http.Header // set before it parked (CORS)
+}
+
+func (f *longPollFramer) message(b []byte, m *Message) []byte {
+	w := &bufferedResponse{header: f.header}
+	f.h.answerLongPoll(w, f.sub, f.callback, m, nil)
+	return w.appendTo(b)
+}
+
+func (f *longPollFramer) end(b []byte, err error) []byte {
+	if err == errAnswered {
+		return b
+	}
+	if err == errSubscriberTimeout {
+		err = nil // the timeout answer
+	}
+	w := &bufferedResponse{header: f.header}
+	f.h.answerLongPoll(w, f.sub, f.callback, nil, err)
+	return w.appendTo(b)
+}
+
+func (f *longPollFramer) missed(b []byte) []byte { return b }
+func (f *longPollFramer) ping(b []byte) []byte   { return b }
+
+// bufferedResponse is an http.ResponseWriter that collects the answer of a
+// parked long-poll, to write it to the hijacked connection.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (w *bufferedResponse) Header() http.Header { return w.header }
+
+func (w *bufferedResponse) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *bufferedResponse) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// appendTo appends the answer as an HTTP/1.1 response with a
+// Content-Length, so the connection can be kept alive.
+func (w *bufferedResponse) appendTo(b []byte) []byte {
+	w.WriteHeader(http.StatusOK)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\n"...)
+	if w.status != http.StatusNotModified && w.status != http.StatusNoContent {
+		w.header.Set("Content-Length", strconv.Itoa(len(w.body)))
+	} else {
+		w.header.Del("Content-Length")
+		w.body = nil
+	}
+	b = appendHeader(b, w.header)
+	b = append(b, "\r\n"...)
+	return append(b, w.body...)
 }
 
 // writeAnswer writes a 200 long-poll answer with body under the write
@@ -146,11 +262,11 @@ const (
 // position after the last part. Lines end in LF alone because
 // NchanSubscriber.js's parser keeps a CR at the end of each payload
 // otherwise; Go's mime/multipart reads both.
-func (h *Hub) writeCatchUp(ctx context.Context, w http.ResponseWriter, sub *Subscription, first, second *Message) {
+func (h *Hub) writeCatchUp(w http.ResponseWriter, sub *Subscription, first, second *Message) {
 	msgs := []*Message{first, second}
 	size := len(first.Data) + len(second.Data)
 	for len(msgs) < catchUpMessages && size < catchUpBytes {
-		m, err := sub.TryNext(ctx)
+		m, err := sub.TryNext(context.Background())
 		if m == nil || err != nil {
 			break
 		}

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 )
@@ -15,65 +14,39 @@ import (
 // Missed messages (see SubscribeHandler) are announced by an event named
 // "missed" (no id, empty data), which EventSource.onmessage does not see.
 func (h *Hub) serveEventSource(w http.ResponseWriter, r *http.Request, sub *Subscription) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	f := &sseFraming{httpStream: newHTTPStream(w, h.opts.WriteTimeout), sub: sub, multi: len(sub.channels) > 1}
-	err := f.write([]byte(": hi\n\n"))
-	if err == nil {
-		err = f.flush()
-	}
-	if err == nil {
-		err = h.pump(r.Context(), sub, f, nil, 0)
-	}
-	var end []byte
-	var we *connError
-	if err != nil && r.Context().Err() == nil && !errors.As(err, &we) {
-		status := statusOf(err)
-		if status == http.StatusGone {
-			end = []byte(":410: 410 Gone\n\n")
-		} else {
-			end = []byte(":" + strconv.Itoa(status) + ": " + http.StatusText(status) + "\n\n")
-		}
-	}
-	f.finish(end)
-	h.ended(TransportEventSource, sub, err)
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	f := &sseFramer{sub: sub, multi: len(sub.channels) > 1}
+	h.serveHTTPStream(w, r, TransportEventSource, sub, f, nil, []byte(": hi\n\n"))
 }
 
-type sseFraming struct {
-	httpStream
+type sseFramer struct {
 	sub   *Subscription
 	multi bool
-	buf   []byte
 }
 
-func (f *sseFraming) message(m *Message) error {
+func (f *sseFramer) message(b []byte, m *Message) []byte {
 	if !f.multi {
-		return f.write(m.encoded(framingEventSource, buildEventSource))
+		return append(b, m.encoded(framingEventSource, buildEventSource)...)
 	}
-	f.buf = append(f.buf[:0], "id: "...)
-	f.buf = append(f.buf, f.sub.Position()...)
-	f.buf = append(f.buf, '\n')
-	if err := f.write(f.buf); err != nil {
-		return err
-	}
-	return f.write(m.encoded(framingEventSourceBody, buildEventSourceBody))
+	b = append(b, "id: "...)
+	b = append(b, f.sub.Position()...)
+	b = append(b, '\n')
+	return append(b, m.encoded(framingEventSourceBody, buildEventSourceBody)...)
 }
 
-var (
-	sseMissed = []byte("event: missed\ndata: \n\n")
-	ssePing   = []byte(": ping\n\n")
-)
+func (f *sseFramer) missed(b []byte) []byte { return append(b, "event: missed\ndata: \n\n"...) }
+func (f *sseFramer) ping(b []byte) []byte   { return append(b, ": ping\n\n"...) }
 
-func (f *sseFraming) missed() error { return f.write(sseMissed) }
-
-func (f *sseFraming) ping() error {
-	if err := f.write(ssePing); err != nil {
-		return err
+// end appends ":<code>: <reason>" (":410: 410 Gone" on delete).
+func (f *sseFramer) end(b []byte, err error) []byte {
+	if err == nil {
+		return b
 	}
-	return f.flush()
+	status := statusOf(err)
+	if status == http.StatusGone {
+		return append(b, ":410: 410 Gone\n\n"...)
+	}
+	return append(b, ":"+strconv.Itoa(status)+": "+http.StatusText(status)+"\n\n"...)
 }
 
 // buildEventSource is the whole event of a single-channel message.

@@ -1,9 +1,15 @@
 package push
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,149 +48,212 @@ func headerHasToken(h http.Header, name, token string) bool {
 // the payload alone, or with subprotocol ws+meta.nchan
 // "id: T:G\n[content-type: C\n]\n<payload>"; binary frames for
 // application/octet-stream, text frames otherwise. Frames from the client
-// are read and discarded. Endings: close 1001 "410 Gone" on delete, 1001
-// "503 Service Unavailable" on Shutdown, 1000 "408 Request Timeout" on
-// subscriber timeout, 1000 "409 Conflict" under the Concurrency policy,
-// 1011 "503 Service Unavailable" on store errors. A peer that does not answer a ping, or does not
-// take a frame within WriteTimeout, is disconnected.
+// are read and discarded (pings answered, pongs noted, a close answered).
+// Endings: close 1001 "410 Gone" on delete, 1001 "503 Service Unavailable"
+// on Shutdown, 1000 "408 Request Timeout" on subscriber timeout, 1000 "409
+// Conflict" under the Concurrency policy, 1011 "503 Service Unavailable" on
+// store errors. A peer that does not answer a ping within WriteTimeout, or
+// does not take a batch of frames within it, is disconnected.
+//
+// The server side of the protocol is ours rather than coder/websocket's,
+// which keeps two goroutines and 8 KiB of buffers per connection: an idle
+// subscriber here is a stream (see stream.go) with one small reader
+// goroutine. serveWebSocket owns sub.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscription) {
-	cw := &corkingWriter{ResponseWriter: w}
-	c, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
-		Subprotocols: []string{wsMetaProtocol},
-		// The origin was checked by checkOrigin under Options.AllowedOrigins.
-		InsecureSkipVerify: true,
-	})
-	if err != nil {
-		return // Accept answered the request
+	c, preamble, buffered, proto, ok := wsUpgrade(w, r, wsMetaProtocol)
+	if !ok {
+		sub.Close()
+		return
 	}
-	cw.conn.timeout = h.opts.WriteTimeout
-	c.SetReadLimit(h.opts.WebSocketReadLimit)
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer cancel()
-		for {
-			_, rd, err := c.Reader(ctx)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(io.Discard, rd); err != nil {
-				return
-			}
-		}
-	}()
-	f := &wsFraming{c: c, conn: cw.conn, ctx: ctx, sub: sub, meta: c.Subprotocol() == wsMetaProtocol,
-		multi: len(sub.channels) > 1, timeout: h.opts.WriteTimeout, pingWait: h.opts.WriteTimeout}
-	if f.pingWait <= 0 {
-		f.pingWait = h.opts.PingInterval
+	f := &wsFramer{sub: sub, meta: proto == wsMetaProtocol, multi: len(sub.channels) > 1}
+	s := h.newStream(TransportWebSocket, sub, f)
+	s.pingWait = h.opts.WriteTimeout
+	if s.pingWait <= 0 {
+		s.pingWait = h.opts.PingInterval
 	}
-	err = h.pump(ctx, sub, f, nil, 0)
-	f.flush()
-	if code, reason, ok := wsCloseFor(err); ok && ctx.Err() == nil {
-		c.Close(code, reason)
-	} else {
-		c.CloseNow()
-	}
-	cancel()
-	<-readDone
-	h.ended(TransportWebSocket, sub, err)
+	limit := h.opts.WebSocketReadLimit
+	s.park(c, preamble, func(s *stream) { readWebSocket(s, buffered, limit) })
 }
 
-// wsCloseFor returns the close frame for a subscription that ended with err,
-// or false when the connection is gone, failed or too slow (it is closed
-// without a frame).
-func wsCloseFor(err error) (websocket.StatusCode, string, bool) {
+// WebSocket opcodes and close codes (RFC 6455).
+const (
+	wsContinuation = 0x0
+	wsText         = 0x1
+	wsBinary       = 0x2
+	wsClose        = 0x8
+	wsPing         = 0x9
+	wsPong         = 0xA
+
+	wsNormalClosure   = 1000
+	wsGoingAway       = 1001
+	wsProtocolError   = 1002
+	wsPolicyViolation = 1008
+	wsMessageTooBig   = 1009
+	wsInternalError   = 1011
+)
+
+// wsUpgrade checks r's WebSocket handshake (RFC 6455 4.2), picking the
+// first of protocols the client offers, and hijacks the connection. It
+// returns the connection, the 101 answer to write, and what the client sent
+// after its request. On a bad handshake it answers the request and returns
+// false.
+func wsUpgrade(w http.ResponseWriter, r *http.Request, protocols ...string) (net.Conn, []byte, []byte, string, bool) {
+	if !headerHasToken(r.Header, "Sec-WebSocket-Version", "13") {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		writeText(w, http.StatusBadRequest, "WebSocket version 13 is required (Sec-WebSocket-Version: 13).")
+		return nil, nil, nil, "", false
+	}
+	key := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key"))
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		writeText(w, http.StatusBadRequest, "Bad Sec-WebSocket-Key: it must be 16 random bytes in base64.")
+		return nil, nil, nil, "", false
+	}
+	proto := ""
+	for _, p := range protocols {
+		if headerHasToken(r.Header, "Sec-WebSocket-Protocol", p) {
+			proto = p
+			break
+		}
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeText(w, http.StatusNotImplemented, "WebSocket needs an HTTP/1.1 connection this server can hand over.")
+		return nil, nil, nil, "", false
+	}
+	var buffered []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ = brw.Reader.Peek(n)
+		buffered = append([]byte(nil), buffered...)
+	}
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	if proto != "" {
+		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
+		b = append(b, proto...)
+	}
+	b = append(b, "\r\n"...)
+	b = appendHeader(b, w.Header())
+	b = append(b, "\r\n"...)
+	return c, b, buffered, proto, true
+}
+
+// appendHeader appends hd in wire format.
+func appendHeader(b []byte, hd http.Header) []byte {
+	var buf bytes.Buffer
+	hd.Write(&buf)
+	return append(b, buf.Bytes()...)
+}
+
+// appendWSHeader appends the header of an unmasked final frame.
+func appendWSHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
 	switch {
-	case err == nil:
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+}
+
+// appendWSClose appends a close frame with code and reason.
+func appendWSClose(b []byte, code int, reason string) []byte {
+	b = appendWSHeader(b, wsClose, 2+len(reason))
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, reason...)
+}
+
+// wsCloseFor returns the close code and reason for a subscription that
+// ended with err, or false when the connection is gone, failed or too slow
+// (it is closed without a frame).
+func wsCloseFor(err error) (int, string, bool) {
+	var we *connError
+	switch {
+	case err == nil, err == errPeerGone, errors.As(err, &we), errors.Is(err, context.Canceled):
 		return 0, "", false
 	case errors.Is(err, ErrChannelDeleted):
-		return websocket.StatusGoingAway, "410 Gone", true
+		return wsGoingAway, "410 Gone", true
 	case errors.Is(err, ErrHubClosed):
-		return websocket.StatusGoingAway, "503 Service Unavailable", true
+		return wsGoingAway, "503 Service Unavailable", true
 	case err == errSubscriberTimeout:
-		return websocket.StatusNormalClosure, "408 Request Timeout", true
+		return wsNormalClosure, "408 Request Timeout", true
 	case errors.Is(err, ErrConflict):
-		return websocket.StatusNormalClosure, "409 Conflict", true
-	}
-	var we *connError
-	if errors.As(err, &we) || errors.Is(err, context.Canceled) {
-		return 0, "", false // the connection is gone or too slow
+		return wsNormalClosure, "409 Conflict", true
 	}
 	status := statusOf(err) // a store error
-	return websocket.StatusInternalError, strconv.Itoa(status) + " " + http.StatusText(status), true
+	return wsInternalError, strconv.Itoa(status) + " " + http.StatusText(status), true
 }
 
-type wsFraming struct {
-	c        *websocket.Conn
-	conn     *corkConn // under c
-	ctx      context.Context
-	sub      *Subscription
-	meta     bool
-	multi    bool
-	timeout  time.Duration
-	pingWait time.Duration
-	buf      []byte
+// wsFramer frames messages as WebSocket frames.
+type wsFramer struct {
+	sub   *Subscription
+	meta  bool
+	multi bool
 }
 
-// write writes one frame into the corked connection (see ws_cork.go); the
-// batch goes out, under the write deadline, on flush. The frame only goes
-// into a buffer, so it needs no context of its own (a cancellable one would
-// cost coder/websocket a context.AfterFunc per frame); closing the
-// connection still releases a write waiting for coder/websocket's lock.
-func (f *wsFraming) write(typ websocket.MessageType, data []byte) error {
-	f.conn.cork()
-	return f.c.Write(context.Background(), typ, data)
-}
-
-func (f *wsFraming) message(m *Message) error {
-	typ := websocket.MessageText
+func wsOpcode(m *Message) byte {
 	if m.ContentType == "application/octet-stream" {
-		typ = websocket.MessageBinary
+		return wsBinary
 	}
-	data := m.Data
+	return wsText
+}
+
+func (f *wsFramer) message(b []byte, m *Message) []byte {
 	switch {
 	case !f.meta:
+		return append(b, m.encoded(framingWSFrame, buildWSFrame)...)
 	case !f.multi:
-		data = m.encoded(framingWSMeta, buildWSMeta)
-	default:
-		f.buf = append(f.buf[:0], "id: "...)
-		f.buf = append(f.buf, f.sub.Position()...)
-		f.buf = append(f.buf, '\n')
-		f.buf = append(f.buf, m.encoded(framingWSMetaBody, buildWSMetaBody)...)
-		data = f.buf
+		return append(b, m.encoded(framingWSMetaFrame, buildWSMetaFrame)...)
 	}
-	return f.write(typ, data)
+	pos := f.sub.Position()
+	body := m.encoded(framingWSMetaBody, buildWSMetaBody)
+	b = appendWSHeader(b, wsOpcode(m), 5+len(pos)+len(body))
+	b = append(b, "id: "...)
+	b = append(b, pos...)
+	b = append(b, '\n')
+	return append(b, body...)
 }
 
-// missed sends, in ws+meta mode, a frame with the position before the gap
-// and content type application/x-push-missed, and no payload.
-func (f *wsFraming) missed() error {
+// missed appends, in ws+meta mode, a frame with the position before the
+// gap and content type application/x-push-missed, and no payload.
+func (f *wsFramer) missed(b []byte) []byte {
 	if !f.meta {
-		return nil
+		return b
 	}
-	frame := "id: " + f.sub.gapFrom + "\ncontent-type: " + wsMissedType + "\n\n"
-	return f.write(websocket.MessageText, []byte(frame))
+	const ct = "\ncontent-type: " + wsMissedType + "\n\n"
+	b = appendWSHeader(b, wsText, 4+len(f.sub.gapFrom)+len(ct))
+	b = append(b, "id: "...)
+	b = append(b, f.sub.gapFrom...)
+	return append(b, ct...)
 }
 
-// flush writes the batch of frames.
-func (f *wsFraming) flush() error { return f.conn.uncork() }
+func (f *wsFramer) ping(b []byte) []byte { return appendWSHeader(b, wsPing, 0) }
 
-// ping sends a ping and waits up to WriteTimeout for the pong (the reader
-// goroutine reads it).
-func (f *wsFraming) ping() error {
-	ctx, cancel := context.WithTimeout(f.ctx, f.pingWait)
-	defer cancel()
-	return f.c.Ping(ctx)
+func (f *wsFramer) end(b []byte, err error) []byte {
+	if code, reason, ok := wsCloseFor(err); ok {
+		return appendWSClose(b, code, reason)
+	}
+	return b
 }
 
-// buildWSMeta is the ws+meta frame of a single-channel message.
-func buildWSMeta(m *Message) []byte {
-	return withIDLine(m, m.encoded(framingWSMetaBody, buildWSMetaBody))
+// buildWSFrame is the plain frame of a message.
+func buildWSFrame(m *Message) []byte {
+	b := make([]byte, 0, 10+len(m.Data))
+	b = appendWSHeader(b, wsOpcode(m), len(m.Data))
+	return append(b, m.Data...)
 }
 
-// buildWSMetaBody is a ws+meta frame after its id line.
+// buildWSMetaFrame is the ws+meta frame of a single-channel message.
+func buildWSMetaFrame(m *Message) []byte {
+	p := withIDLine(m, m.encoded(framingWSMetaBody, buildWSMetaBody))
+	b := make([]byte, 0, 10+len(p))
+	b = appendWSHeader(b, wsOpcode(m), len(p))
+	return append(b, p...)
+}
+
+// buildWSMetaBody is a ws+meta payload after its id line.
 func buildWSMetaBody(m *Message) []byte {
 	b := make([]byte, 0, 20+len(m.ContentType)+len(m.Data))
 	if m.ContentType != "" {
@@ -194,6 +263,124 @@ func buildWSMetaBody(m *Message) []byte {
 	}
 	b = append(b, '\n')
 	return append(b, m.Data...)
+}
+
+// readWebSocket reads the client's frames (RFC 6455 5): data frames are
+// discarded (a message over limit bytes closes the connection with 1009),
+// pings are answered, pongs noted, a close is answered and ends the
+// stream, a protocol error closes with 1002. It returns when the
+// connection fails or is closed.
+func readWebSocket(s *stream, buffered []byte, limit int64) {
+	var src io.Reader = s.conn
+	if len(buffered) > 0 {
+		src = io.MultiReader(bytes.NewReader(buffered), s.conn)
+	}
+	br := bufio.NewReaderSize(src, 256)
+	closeWith := func(code int, reason string) {
+		b := appendWSClose(nil, code, reason)
+		s.closeFrame.Store(&b)
+		s.post(evPeerClose)
+	}
+	var hdr [8]byte
+	var ctl [125]byte
+	var size int64 // of the data message being read
+	inMessage, closing := false, false
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			return
+		}
+		fin, op := hdr[0]&0x80 != 0, hdr[0]&0x0F
+		n := int64(hdr[1] & 0x7F)
+		if hdr[0]&0x70 != 0 || hdr[1]&0x80 == 0 {
+			closeWith(wsProtocolError, "frames from a client must be masked and use no extension")
+			return
+		}
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				return
+			}
+			n = int64(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				return
+			}
+			n = int64(binary.BigEndian.Uint64(hdr[:8]))
+			if n < 0 {
+				closeWith(wsProtocolError, "bad frame length")
+				return
+			}
+		}
+		var mask [4]byte
+		if _, err := io.ReadFull(br, mask[:]); err != nil {
+			return
+		}
+		if op >= wsClose { // a control frame
+			if n > 125 || !fin {
+				closeWith(wsProtocolError, "bad control frame")
+				return
+			}
+			p := ctl[:n]
+			if _, err := io.ReadFull(br, p); err != nil {
+				return
+			}
+			for i := range p {
+				p[i] ^= mask[i&3]
+			}
+			switch op {
+			case wsPing:
+				f := appendWSHeader(make([]byte, 0, 2+len(p)), wsPong, len(p))
+				f = append(f, p...)
+				s.pongFrame.Store(&f)
+				s.post(evPong)
+			case wsPong:
+				s.lastPong.Store(time.Now().UnixNano())
+			case wsClose:
+				if !closing {
+					closing = true
+					var f []byte
+					if len(p) >= 2 {
+						f = appendWSClose(nil, int(binary.BigEndian.Uint16(p)), "")
+					} else {
+						f = appendWSHeader(nil, wsClose, 0)
+					}
+					s.closeFrame.Store(&f)
+					s.post(evPeerClose)
+				}
+			default:
+				closeWith(wsProtocolError, "unknown opcode")
+				return
+			}
+			continue
+		}
+		switch op {
+		case wsText, wsBinary:
+			if inMessage {
+				closeWith(wsProtocolError, "a new message inside a fragmented one")
+				return
+			}
+			inMessage, size = true, 0
+		case wsContinuation:
+			if !inMessage {
+				closeWith(wsProtocolError, "a continuation frame outside a message")
+				return
+			}
+		default:
+			closeWith(wsProtocolError, "unknown opcode")
+			return
+		}
+		size += n
+		if limit > 0 && size > limit {
+			closeWith(wsMessageTooBig, "message too big")
+			return
+		}
+		if _, err := br.Discard(int(n)); err != nil {
+			return
+		}
+		if fin {
+			inMessage = false
+		}
+	}
 }
 
 // servePublishWebSocket publishes every message the client sends over a

@@ -1,0 +1,179 @@
+package push
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Listener wraps ln so that long-poll subscribers on the connections it
+// accepts wait without a goroutine: a long-poll that finds nothing to
+// answer yet hands its connection over from net/http to the Hub (as a
+// WebSocket does), is answered by the Hub when a message comes, and the
+// kept-alive connection is then given back to the http.Server through
+// Accept, for the client's next request. A held long-poll then costs a
+// few KiB instead of net/http's two goroutines and buffers. Serve the
+// Hub's handlers with it:
+//
+//	ln, err := net.Listen("tcp", ":8080")
+//	...
+//	srv.Serve(hub.Listener(ln))
+//
+// Long-polls on other connections (TLS, HTTP/2, HTTP/1.0, other listeners)
+// are held by their handler's goroutine, as without Listener. Closing the
+// returned listener closes ln.
+func (h *Hub) Listener(ln net.Listener) net.Listener {
+	l := &hubListener{Listener: ln, hub: h, accepted: make(chan acceptResult), back: make(chan *hubConn),
+		done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+type hubListener struct {
+	net.Listener
+	hub      *Hub
+	accepted chan acceptResult
+	back     chan *hubConn // connections given back after a parked long-poll
+	done     chan struct{}
+	close    sync.Once
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+func (l *hubListener) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			hc := &hubConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+			l.hub.conns.Store(hc.key, hc)
+			c = hc
+		}
+		select {
+		case l.accepted <- acceptResult{c, err}:
+		case <-l.done:
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Accept returns the next new connection, or one given back.
+func (l *hubListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.back:
+		return c, nil
+	case r := <-l.accepted:
+		return r.c, r.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the listener; connections given back later are closed.
+func (l *hubListener) Close() error {
+	err := net.ErrClosed
+	l.close.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// giveBack hands c to the http.Server for its next request.
+func (l *hubListener) giveBack(c *hubConn) {
+	select {
+	case l.back <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// hubConn is a connection accepted by a hubListener. It can be given back
+// after a hijack, with what was read from it meanwhile (a pipelined
+// request) read first.
+type hubConn struct {
+	net.Conn
+	l      *hubListener
+	key    string // RemoteAddr, the key in Hub.conns
+	prefix []byte
+}
+
+func (c *hubConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		if len(c.prefix) == 0 {
+			c.prefix = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *hubConn) Close() error {
+	c.l.hub.conns.CompareAndDelete(c.key, c)
+	return c.Conn.Close()
+}
+
+// SyscallConn gives the stream non-blocking writes (see stream.go).
+func (c *hubConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// CloseWrite half-closes the connection, when it can.
+func (c *hubConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// maxPipelined bounds what a client may send while its long-poll is
+// parked (a pipelined request); more closes the connection.
+const maxPipelined = 64 << 10
+
+// readKeep reads the client side of a parked long-poll: bytes are kept for
+// the connection's next request; it returns at the end of the connection,
+// or when the stream stops it to give the connection back.
+func readKeep(s *stream) {
+	c := s.conn.(*hubConn)
+	var buf [512]byte
+	for {
+		n, err := c.Conn.Read(buf[:])
+		if n > 0 {
+			if len(c.prefix)+n > maxPipelined {
+				c.prefix = nil
+				s.giveBack.Store(false)
+				return
+			}
+			c.prefix = append(c.prefix, buf[:n]...)
+		}
+		if err != nil {
+			var ne net.Error
+			if s.giveBack.Load() && errors.As(err, &ne) && ne.Timeout() {
+				c.Conn.SetReadDeadline(time.Time{})
+				c.l.giveBack(c)
+				s.handedBack.Store(true)
+			}
+			return
+		}
+	}
+}

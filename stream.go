@@ -1,0 +1,636 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Streaming transports (WebSocket, EventSource, multipart and chunked HTTP
+// streams) share one mechanism, the stream: a Subscription, a framer that
+// appends each message in the transport's wire format to an output buffer,
+// and the connection the buffer is written to. They differ only in framing
+// and in what they read from the client.
+//
+// A stream has no goroutine of its own while it waits. It is registered as
+// a listener on each of its channels; a publish (or a delete, a shutdown...)
+// wakes the channel's listeners, and whoever wakes a stream first runs it:
+// it reads what is newer than the subscription's position from the Hub's
+// window, appends the frames and writes them. The write is non-blocking:
+// a subscriber that keeps up takes the whole batch at once, in one system
+// call made by the publishing goroutine (so a publish is answered once its
+// subscribers have the message, as NHPM's P1 says, and a publisher that
+// sends back to back is paced by the fan-out). A subscriber whose socket is
+// full gets a goroutine that writes the rest under the write deadline and
+// runs the stream until it has caught up; one that takes longer than
+// WriteTimeout is dropped and can resume from its last id. Nothing is queued
+// per subscriber: one that is behind reads from the channel's buffer.
+//
+// A hijacked connection ("parked") keeps, while idle, only a small
+// goroutine blocked reading from the client (WebSocket control frames, or
+// the end of the connection), a few hundred bytes of state and the
+// Subscription. A response that cannot be hijacked (HTTP/2, a recorder)
+// is "held": the handler's goroutine runs the stream and writes through the
+// ResponseWriter.
+
+// Batch limits: a subscriber that is behind gets at most this much written
+// at once.
+const (
+	streamBatchMessages = 64
+	streamBatchBytes    = 256 << 10
+)
+
+// closeWait is how long a stream that ended waits for the client to close
+// its side (a WebSocket's closing handshake) before the connection is cut.
+const closeWait = 5 * time.Second
+
+// errSubscriberTimeout ends a stream that got no message for
+// Options.SubscriberTimeout.
+var errSubscriberTimeout = &HTTPError{StatusCode: http.StatusRequestTimeout, Message: "Request Timeout"}
+
+// errPeerGone ends a stream whose client closed the connection.
+var errPeerGone = errors.New("push: the subscriber closed the connection")
+
+// connError is a failed write (or unanswered ping) to the client: the
+// connection is broken or too slow, so no ending can be sent.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return "push: writing to the subscriber: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+// A framer appends one subscription's messages in one wire format.
+type framer interface {
+	// message appends m, the message the subscription just returned (its
+	// Position is m's position).
+	message(b []byte, m *Message) []byte
+	// missed appends the signal that messages were dropped before the next.
+	missed(b []byte) []byte
+	// ping appends a keep-alive, or nothing if the framing has none.
+	ping(b []byte) []byte
+	// end appends what tells the client the stream ended with err, if
+	// anything.
+	end(b []byte, err error) []byte
+}
+
+// Events posted to a stream by its reader and its timer.
+const (
+	evGone      uint32 = 1 << iota // the client closed or broke the connection
+	evPong                         // a WebSocket ping to answer (stream.pongFrame)
+	evPeerClose                    // a WebSocket close to answer (stream.closeFrame), then end
+	evTimer                        // the timer fired
+)
+
+type stream struct {
+	hub *Hub
+	sub *Subscription
+	f   framer
+	t   Transport
+
+	// The connection: parked (conn set; raw for non-blocking writes when
+	// the connection allows them) or held (w set).
+	conn    net.Conn
+	raw     syscall.RawConn
+	chunked bool // parked HTTP/1.1 stream: the body goes in chunks
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	signal  chan struct{} // held: wakes the handler's goroutine
+	done    chan struct{} // held: closed when the stream has ended
+	closers atomic.Int32  // parked: the reader and release; the last closes conn
+
+	slots []int // per channel: the stream's index in the hubChannel's listeners
+
+	running atomic.Bool   // someone runs the stream
+	dirty   atomic.Bool   // woken: run (again)
+	events  atomic.Uint32 // ev* flags
+
+	// Set by the WebSocket reader.
+	lastPong   atomic.Int64 // UnixNano of the last pong
+	pongFrame  atomic.Pointer[[]byte]
+	closeFrame atomic.Pointer[[]byte]
+
+	// Owned by whoever runs the stream.
+	first     *Message // taken before the headers were written
+	gaps      int      // sub.gaps the client knows about
+	out       *[]byte  // frames not yet written; nil while idle
+	lastWrite time.Time
+	lastMsg   time.Time
+	pingSent  time.Time     // WebSocket: a ping awaits its pong
+	pingWait  time.Duration // WebSocket: how long a pong may take
+	timer     *time.Timer
+	finished  bool
+
+	// A long-poll: one answer, then the connection goes back to the
+	// http.Server (keepAlive) or is closed.
+	oneShot    bool
+	answered   bool
+	keepAlive  bool
+	giveBack   atomic.Bool // the reader is to give the connection back
+	handedBack atomic.Bool // it did
+}
+
+// errAnswered ends a long-poll stream that was answered.
+var errAnswered = errors.New("push: long-poll answered")
+
+// newStream returns a stream of sub in framing f. Call park or hold next.
+func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
+	now := time.Now()
+	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now,
+		slots: make([]int, len(sub.hcs))}
+	s.running.Store(true) // start runs it first
+	return s
+}
+
+// park starts the stream on c, a hijacked connection, after writing
+// preamble (the response headers and what the framing starts with). read
+// reads the client's side of c until c fails or is closed; it runs in a
+// goroutine of its own. The stream owns sub and c from then on.
+func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
+	s.conn = c
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
+	s.closers.Store(2)
+	if err := s.writeBlocking(preamble); err != nil {
+		c.Close()
+		s.sub.Close()
+		s.hub.ended(s.t, s.sub, &connError{err})
+		return
+	}
+	go func() {
+		read(s)
+		if s.handedBack.Load() {
+			return // the connection is the http.Server's again
+		}
+		s.post(evGone)
+		if s.closers.Add(-1) == 0 {
+			c.Close()
+		}
+	}()
+	s.start()
+}
+
+// hold runs the stream on w in the calling goroutine until it ends or ctx
+// (the request's) ends. The preamble was written and flushed.
+func (s *stream) hold(ctx context.Context, w http.ResponseWriter) {
+	s.w, s.rc = w, http.NewResponseController(w)
+	s.signal = make(chan struct{}, 1)
+	s.done = make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { s.post(evGone) })
+	defer stop()
+	s.start()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.signal:
+			if s.running.CompareAndSwap(false, true) {
+				s.run(true)
+			}
+		}
+	}
+}
+
+// start listens to the subscription's channels and runs the stream once,
+// for what is available now.
+func (s *stream) start() {
+	s.dirty.Store(true)
+	for i, hc := range s.sub.hcs {
+		hc.listen(s, i)
+	}
+	s.schedule()
+	s.run(true)
+}
+
+// wake runs the stream (or, when held, signals its goroutine). The Hub
+// calls it when a channel of the stream changes; the reader and the timer
+// call it through post.
+func (s *stream) wake() {
+	s.dirty.Store(true)
+	if s.signal != nil {
+		select {
+		case s.signal <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if s.running.CompareAndSwap(false, true) {
+		s.run(false)
+	}
+}
+
+// post records events and wakes the stream.
+func (s *stream) post(ev uint32) {
+	s.events.Or(ev)
+	s.wake()
+}
+
+// run runs the stream while it is dirty; the caller has set running. With
+// mayBlock false (a publisher's fan-out), a write the connection cannot
+// take at once is handed to a new goroutine, which then owns the stream.
+func (s *stream) run(mayBlock bool) {
+	for s.dirty.Load() {
+		s.dirty.Store(false)
+		if s.step(mayBlock) || s.finished {
+			return // handed off, or ended: running stays set
+		}
+		s.running.Store(false)
+		if !s.dirty.Load() || !s.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
+	s.running.Store(false)
+}
+
+// step answers the reader's events, writes the messages available now and
+// handles the timer. It reports whether it handed the stream to another
+// goroutine.
+func (s *stream) step(mayBlock bool) bool {
+	ev := s.events.Swap(0)
+	switch {
+	case ev&evPeerClose != 0:
+		s.finish(nil, mayBlock)
+		return false
+	case ev&evGone != 0:
+		s.finish(errPeerGone, mayBlock)
+		return false
+	}
+	if s.oneShot {
+		return s.stepOnce(ev, mayBlock)
+	}
+	if ev&evPong != 0 {
+		if p := s.pongFrame.Swap(nil); p != nil {
+			s.append(*p)
+		}
+	}
+	for {
+		n, size := 0, 0
+		for n < streamBatchMessages && size < streamBatchBytes {
+			m := s.first
+			s.first = nil
+			if m == nil {
+				var err error
+				if m, err = s.sub.TryNext(context.Background()); err != nil {
+					s.finish(err, mayBlock)
+					return false
+				}
+				if m == nil {
+					break
+				}
+			}
+			s.ensureOut()
+			if s.sub.gaps != s.gaps {
+				s.gaps = s.sub.gaps
+				*s.out = s.f.missed(*s.out)
+			}
+			*s.out = s.f.message(*s.out, m)
+			n++
+			size += len(m.Data)
+		}
+		if n > 0 {
+			s.lastMsg = time.Now()
+		}
+		if ev&evTimer != 0 && n < streamBatchMessages && size < streamBatchBytes {
+			ev &^= evTimer
+			if err := s.tick(); err != nil {
+				s.finish(err, mayBlock)
+				return false
+			}
+			s.schedule()
+		}
+		if !s.pending() {
+			break
+		}
+		if handed, err := s.flush(mayBlock); handed {
+			return true
+		} else if err != nil {
+			s.finish(&connError{err}, mayBlock)
+			return false
+		}
+		if n == 0 {
+			break
+		}
+	}
+	s.idle()
+	return false
+}
+
+// stepOnce is step for a long-poll: the first message, or the end of the
+// subscription or the subscriber timeout, is answered, and then the stream
+// finishes.
+func (s *stream) stepOnce(ev uint32, mayBlock bool) bool {
+	if !s.answered {
+		m, err := s.sub.TryNext(context.Background())
+		if m == nil && err == nil && ev&evTimer != 0 {
+			if err = s.tick(); err == nil {
+				s.schedule()
+			}
+		}
+		switch {
+		case m != nil:
+			s.ensureOut()
+			*s.out = s.f.message(*s.out, m)
+		case err != nil:
+			s.ensureOut()
+			*s.out = s.f.end(*s.out, err)
+		default:
+			s.idle()
+			return false
+		}
+		s.answered = true
+	}
+	if handed, err := s.flush(mayBlock); handed {
+		return true
+	} else if err != nil {
+		s.finish(&connError{err}, mayBlock)
+		return false
+	}
+	s.finish(errAnswered, mayBlock)
+	return false
+}
+
+// tick handles the timer: the subscriber timeout, the pong of a WebSocket
+// ping, and pings.
+func (s *stream) tick() error {
+	now := time.Now()
+	ping, idle := s.hub.opts.PingInterval, s.hub.opts.SubscriberTimeout
+	if idle > 0 && now.Sub(s.lastMsg) >= idle {
+		return errSubscriberTimeout
+	}
+	if !s.pingSent.IsZero() {
+		if s.lastPong.Load() >= s.pingSent.UnixNano() {
+			s.pingSent = time.Time{}
+		} else if now.Sub(s.pingSent) >= s.pingWait {
+			return &connError{errors.New("ping: no pong within " + s.pingWait.String())}
+		}
+	}
+	if ping > 0 && now.Sub(s.lastWrite) >= ping {
+		if p := s.f.ping(nil); len(p) > 0 {
+			s.append(p)
+			if s.pingWait > 0 && s.pingSent.IsZero() {
+				s.pingSent = now
+			}
+		}
+	}
+	return nil
+}
+
+// schedule sets the timer for the next ping, pong check or subscriber
+// timeout. Writes do not move it: when it fires early, tick finds nothing
+// due and schedule sets it again.
+func (s *stream) schedule() {
+	ping, idle := s.hub.opts.PingInterval, s.hub.opts.SubscriberTimeout
+	var at time.Time
+	earliest := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	if ping > 0 {
+		earliest(s.lastWrite.Add(ping))
+	}
+	if idle > 0 {
+		earliest(s.lastMsg.Add(idle))
+	}
+	if !s.pingSent.IsZero() {
+		earliest(s.pingSent.Add(s.pingWait))
+	}
+	if at.IsZero() {
+		return
+	}
+	d := max(time.Until(at), time.Millisecond)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() { s.post(evTimer) })
+	} else {
+		s.timer.Reset(d)
+	}
+}
+
+// chunkReserve is the room kept at the start of a chunked output for the
+// chunk's size line.
+const chunkReserve = 10
+
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// ensureOut gives the stream an output buffer; an idle stream holds none.
+func (s *stream) ensureOut() {
+	if s.out == nil {
+		s.out = outBufs.Get().(*[]byte)
+		if s.chunked {
+			*s.out = append(*s.out, make([]byte, chunkReserve)...)
+		}
+	}
+}
+
+// append appends b to the output.
+func (s *stream) append(b []byte) {
+	s.ensureOut()
+	*s.out = append(*s.out, b...)
+}
+
+// pending reports whether the output holds something to write.
+func (s *stream) pending() bool {
+	base := 0
+	if s.chunked {
+		base = chunkReserve
+	}
+	return s.out != nil && len(*s.out) > base
+}
+
+// idle returns the output buffer to the pool.
+func (s *stream) idle() {
+	if s.out == nil {
+		return
+	}
+	b := s.out
+	s.out = nil
+	if cap(*b) <= 1<<20 { // do not keep a huge batch's buffer alive
+		*b = (*b)[:0]
+		outBufs.Put(b)
+	}
+}
+
+// seal returns the output as it goes on the wire: in a chunk when chunked.
+func (s *stream) seal() []byte {
+	b := *s.out
+	if !s.chunked {
+		return b
+	}
+	var line [chunkReserve]byte
+	l := strconv.AppendUint(line[:0], uint64(len(b)-chunkReserve), 16)
+	l = append(l, '\r', '\n')
+	start := chunkReserve - len(l)
+	copy(b[start:], l)
+	*s.out = append(b, '\r', '\n')
+	return (*s.out)[start:]
+}
+
+// flush writes the output. Without mayBlock it writes what the connection
+// takes at once and, if anything is left, hands the stream to a new
+// goroutine that writes the rest under the write deadline and goes on
+// running the stream (handed is then true).
+func (s *stream) flush(mayBlock bool) (handed bool, err error) {
+	b := s.seal()
+	switch {
+	case s.w != nil:
+		err = s.writeHeld(b)
+	case mayBlock:
+		err = s.writeBlocking(b)
+	default:
+		n := 0
+		err = errWouldBlock
+		if s.raw != nil {
+			n, err = tryWrite(s.raw, b)
+		}
+		if err == errWouldBlock {
+			rest := b[n:]
+			go func() {
+				err := s.writeBlocking(rest)
+				s.idle()
+				if err != nil {
+					s.finish(&connError{err}, true)
+					return
+				}
+				s.lastWrite = time.Now()
+				s.dirty.Store(true)
+				s.run(true)
+			}()
+			return true, nil
+		}
+	}
+	s.idle()
+	if err == nil {
+		s.lastWrite = time.Now()
+	}
+	return false, err
+}
+
+// writeBlocking writes b to the parked connection under the write
+// deadline.
+func (s *stream) writeBlocking(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	t := s.hub.opts.WriteTimeout
+	if t > 0 {
+		s.conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	_, err := s.conn.Write(b)
+	if t > 0 && err == nil {
+		s.conn.SetWriteDeadline(time.Time{}) // non-blocking writes must not see it
+	}
+	return err
+}
+
+// writeHeld writes b through the ResponseWriter and flushes it, under the
+// write deadline.
+func (s *stream) writeHeld(b []byte) error {
+	if t := s.hub.opts.WriteTimeout; t > 0 {
+		s.rc.SetWriteDeadline(time.Now().Add(t))
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// finish ends the stream with err: it writes the framing's ending (if the
+// connection still works), and releases everything.
+func (s *stream) finish(err error, mayBlock bool) {
+	s.finished = true
+	var ce *connError
+	announce := !errors.As(err, &ce) && err != errPeerGone
+	if announce {
+		if err == nil {
+			if p := s.closeFrame.Load(); p != nil {
+				s.append(*p)
+			}
+		} else if end := s.f.end(nil, err); len(end) > 0 {
+			s.append(end)
+		}
+		if s.pending() || s.chunked {
+			var b []byte
+			if s.pending() {
+				b = s.seal()
+			}
+			if s.chunked {
+				b = append(b, "0\r\n\r\n"...)
+			}
+			if s.w != nil {
+				s.writeHeld(b)
+			} else if mayBlock {
+				s.writeBlocking(b)
+			} else if s.raw != nil {
+				tryWrite(s.raw, b)
+			}
+		}
+	}
+	s.idle()
+	if s.w != nil {
+		s.release(err, announce)
+	} else {
+		go s.release(err, announce) // sub.Close may wait for the store
+	}
+}
+
+// release lets go of everything the stream holds: its place in the
+// channels' listeners, the timer, the subscription and the connection. A
+// connection whose stream announced its end is half-closed, and closed when
+// the client closes its side (or after closeWait); others are closed.
+func (s *stream) release(err error, announced bool) {
+	for i, hc := range s.sub.hcs {
+		hc.unlisten(s, i)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.sub.Close()
+	if s.conn != nil {
+		cw, ok := s.conn.(interface{ CloseWrite() error })
+		if s.oneShot && err == errAnswered && s.keepAlive {
+			s.giveBack.Store(true)
+			s.conn.SetReadDeadline(time.Now()) // stops the reader, which gives it back
+		} else if announced && ok && cw.CloseWrite() == nil {
+			s.conn.SetReadDeadline(time.Now().Add(closeWait))
+		} else {
+			s.conn.Close()
+		}
+		if s.closers.Add(-1) == 0 {
+			s.conn.Close()
+		}
+	}
+	if s.done != nil {
+		close(s.done)
+	}
+	if !s.oneShot {
+		s.hub.ended(s.t, s.sub, err)
+	}
+}
+
+// ended reports the end of a streaming subscriber to the log and the test
+// hook.
+func (h *Hub) ended(t Transport, sub *Subscription, err error) {
+	var we *connError
+	switch {
+	case err == nil, err == errPeerGone, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
+		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
+	case errors.As(err, &we) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)):
+		h.log.Info("push: slow subscriber dropped: a write took longer than the write timeout; it can resume from its last id",
+			"transport", t.String(), "channels", sub.channels, "position", sub.Position(), "error", err)
+	case errors.As(err, &we):
+		h.log.Debug("push: subscriber connection ended", "transport", t.String(), "channels", sub.channels, "error", err)
+	default:
+		h.log.Warn("push: subscriber ended by an error", "transport", t.String(), "channels", sub.channels, "error", err)
+	}
+	if h.streamEnded != nil {
+		h.streamEnded(t, err)
+	}
+}
