@@ -155,7 +155,7 @@ const maxPipelined = 64 << 10
 // or when the stream stops it to give the connection back.
 func readKeep(s *stream) {
 	c := s.conn.(*hubConn)
-	var buf [512]byte
+	var buf [64]byte // a small stack: this is the parked long-poll's one goroutine
 	for {
 		n, err := c.Conn.Read(buf[:])
 		if n > 0 {

@@ -233,6 +233,18 @@ func (s *stream) post(ev uint32) {
 	s.wake()
 }
 
+// postAsync is post for a connection's reader: the stream runs, if it has
+// to, in a goroutine of its own, so the reader's stack stays small.
+func (s *stream) postAsync(ev uint32) {
+	s.events.Or(ev)
+	s.dirty.Store(true)
+	if s.signal != nil {
+		s.wake()
+	} else if s.running.CompareAndSwap(false, true) {
+		go s.run(true)
+	}
+}
+
 // run runs the stream while it is dirty; the caller has set running. With
 // mayBlock false (a publisher's fan-out), a write the connection cannot
 // take at once is handed to a new goroutine, which then owns the stream.

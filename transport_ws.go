@@ -1,14 +1,12 @@
 package push
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -269,118 +267,180 @@ func buildWSMetaBody(m *Message) []byte {
 // discarded (a message over limit bytes closes the connection with 1009),
 // pings are answered, pongs noted, a close is answered and ends the
 // stream, a protocol error closes with 1002. It returns when the
-// connection fails or is closed.
+// connection fails or is closed. It is the one goroutine of an idle
+// WebSocket subscriber, so it keeps its stack small: it blocks in Read from
+// a shallow frame, and the parsing is a state machine fed between reads.
 func readWebSocket(s *stream, buffered []byte, limit int64) {
-	var src io.Reader = s.conn
-	if len(buffered) > 0 {
-		src = io.MultiReader(bytes.NewReader(buffered), s.conn)
+	r := &wsReader{s: s, limit: limit}
+	if len(buffered) > 0 && !r.feed(buffered) {
+		return
 	}
-	br := bufio.NewReaderSize(src, 256)
-	closeWith := func(code int, reason string) {
-		b := appendWSClose(nil, code, reason)
-		s.closeFrame.Store(&b)
-		s.post(evPeerClose)
-	}
-	var hdr [8]byte
-	var ctl [125]byte
-	var size int64 // of the data message being read
-	inMessage, closing := false, false
 	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+		n, err := s.conn.Read(r.buf[:])
+		if n > 0 && !r.feed(r.buf[:n]) {
 			return
 		}
-		fin, op := hdr[0]&0x80 != 0, hdr[0]&0x0F
-		n := int64(hdr[1] & 0x7F)
-		if hdr[0]&0x70 != 0 || hdr[1]&0x80 == 0 {
-			closeWith(wsProtocolError, "frames from a client must be masked and use no extension")
+		if err != nil {
 			return
-		}
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				return
-			}
-			n = int64(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				return
-			}
-			n = int64(binary.BigEndian.Uint64(hdr[:8]))
-			if n < 0 {
-				closeWith(wsProtocolError, "bad frame length")
-				return
-			}
-		}
-		var mask [4]byte
-		if _, err := io.ReadFull(br, mask[:]); err != nil {
-			return
-		}
-		if op >= wsClose { // a control frame
-			if n > 125 || !fin {
-				closeWith(wsProtocolError, "bad control frame")
-				return
-			}
-			p := ctl[:n]
-			if _, err := io.ReadFull(br, p); err != nil {
-				return
-			}
-			for i := range p {
-				p[i] ^= mask[i&3]
-			}
-			switch op {
-			case wsPing:
-				f := appendWSHeader(make([]byte, 0, 2+len(p)), wsPong, len(p))
-				f = append(f, p...)
-				s.pongFrame.Store(&f)
-				s.post(evPong)
-			case wsPong:
-				s.lastPong.Store(time.Now().UnixNano())
-			case wsClose:
-				if !closing {
-					closing = true
-					var f []byte
-					if len(p) >= 2 {
-						f = appendWSClose(nil, int(binary.BigEndian.Uint16(p)), "")
-					} else {
-						f = appendWSHeader(nil, wsClose, 0)
-					}
-					s.closeFrame.Store(&f)
-					s.post(evPeerClose)
-				}
-			default:
-				closeWith(wsProtocolError, "unknown opcode")
-				return
-			}
-			continue
-		}
-		switch op {
-		case wsText, wsBinary:
-			if inMessage {
-				closeWith(wsProtocolError, "a new message inside a fragmented one")
-				return
-			}
-			inMessage, size = true, 0
-		case wsContinuation:
-			if !inMessage {
-				closeWith(wsProtocolError, "a continuation frame outside a message")
-				return
-			}
-		default:
-			closeWith(wsProtocolError, "unknown opcode")
-			return
-		}
-		size += n
-		if limit > 0 && size > limit {
-			closeWith(wsMessageTooBig, "message too big")
-			return
-		}
-		if _, err := br.Discard(int(n)); err != nil {
-			return
-		}
-		if fin {
-			inMessage = false
 		}
 	}
+}
+
+// wsReader parses the frames a client sends.
+type wsReader struct {
+	s     *stream
+	limit int64
+	buf   [128]byte
+
+	hdr       [14]byte // the frame header being read
+	hn        int      // bytes of hdr read
+	inPayload bool
+	remain    int64 // payload bytes left in the frame
+	op        byte
+	fin       bool
+	mask      [4]byte
+	mpos      int
+	ctl       []byte // a control frame's payload
+	size      int64  // the data message's size so far
+	inMessage bool
+	closing   bool
+}
+
+// headerLen is the length of the frame header being read, as far as its
+// first two bytes tell (every client frame is masked).
+func (r *wsReader) headerLen() int {
+	if r.hn < 2 {
+		return 2
+	}
+	switch r.hdr[1] & 0x7F {
+	case 126:
+		return 2 + 2 + 4
+	case 127:
+		return 2 + 8 + 4
+	}
+	return 2 + 4
+}
+
+// feed parses p; false: the reader is to stop (a close was posted).
+func (r *wsReader) feed(p []byte) bool {
+	for len(p) > 0 {
+		if !r.inPayload {
+			for len(p) > 0 && r.hn < r.headerLen() {
+				r.hdr[r.hn] = p[0]
+				r.hn++
+				p = p[1:]
+				if r.hn == 2 && (r.hdr[0]&0x70 != 0 || r.hdr[1]&0x80 == 0) {
+					return r.fail(wsProtocolError, "frames from a client must be masked and use no extension")
+				}
+			}
+			if r.hn < r.headerLen() {
+				return true
+			}
+			if !r.startFrame() {
+				return false
+			}
+			if r.remain > 0 {
+				r.inPayload = true
+				continue
+			}
+		} else {
+			n := int(min(int64(len(p)), r.remain))
+			if r.op >= wsClose {
+				for _, c := range p[:n] {
+					r.ctl = append(r.ctl, c^r.mask[r.mpos&3])
+					r.mpos++
+				}
+			}
+			p = p[n:]
+			if r.remain -= int64(n); r.remain > 0 {
+				return true
+			}
+			r.inPayload = false
+		}
+		if !r.endFrame() {
+			return false
+		}
+	}
+	return true
+}
+
+// startFrame checks the header just read.
+func (r *wsReader) startFrame() bool {
+	h := r.hdr[:r.hn]
+	r.hn = 0
+	r.fin, r.op = h[0]&0x80 != 0, h[0]&0x0F
+	n := int64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		n = int64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		n = int64(binary.BigEndian.Uint64(h[2:]))
+	}
+	copy(r.mask[:], h[len(h)-4:])
+	r.remain, r.mpos, r.ctl = n, 0, r.ctl[:0]
+	switch {
+	case n < 0:
+		return r.fail(wsProtocolError, "bad frame length")
+	case r.op >= wsClose:
+		if n > 125 || !r.fin {
+			return r.fail(wsProtocolError, "bad control frame")
+		}
+	case r.op == wsText || r.op == wsBinary:
+		if r.inMessage {
+			return r.fail(wsProtocolError, "a new message inside a fragmented one")
+		}
+		r.inMessage, r.size = true, 0
+	case r.op == wsContinuation:
+		if !r.inMessage {
+			return r.fail(wsProtocolError, "a continuation frame outside a message")
+		}
+	default:
+		return r.fail(wsProtocolError, "unknown opcode")
+	}
+	if r.op < wsClose {
+		if r.size += n; r.limit > 0 && r.size > r.limit {
+			return r.fail(wsMessageTooBig, "message too big")
+		}
+	}
+	return true
+}
+
+// endFrame acts on the frame just read.
+func (r *wsReader) endFrame() bool {
+	switch r.op {
+	case wsPing:
+		f := appendWSHeader(make([]byte, 0, 2+len(r.ctl)), wsPong, len(r.ctl))
+		f = append(f, r.ctl...)
+		r.s.pongFrame.Store(&f)
+		r.s.postAsync(evPong)
+	case wsPong:
+		r.s.lastPong.Store(time.Now().UnixNano())
+	case wsClose:
+		if !r.closing {
+			r.closing = true
+			var f []byte
+			if len(r.ctl) >= 2 {
+				f = appendWSClose(nil, int(binary.BigEndian.Uint16(r.ctl)), "")
+			} else {
+				f = appendWSHeader(nil, wsClose, 0)
+			}
+			r.s.closeFrame.Store(&f)
+			r.s.postAsync(evPeerClose)
+		}
+	case wsContinuation, wsText, wsBinary:
+		if r.fin {
+			r.inMessage = false
+		}
+	}
+	return true
+}
+
+// fail posts a close with code and reason; the reader stops.
+func (r *wsReader) fail(code int, reason string) bool {
+	b := appendWSClose(nil, code, reason)
+	r.s.closeFrame.Store(&b)
+	r.s.postAsync(evPeerClose)
+	return false
 }
 
 // servePublishWebSocket publishes every message the client sends over a

@@ -103,7 +103,8 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// The Hub's Listener lets held long-polls wait without a goroutine.
+	go func() { served <- srv.Serve(hub.Listener(ln)) }()
 	log.Info("pushd listening", "addr", ln.Addr().String(),
 		"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status")
 

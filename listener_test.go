@@ -1,0 +1,169 @@
+package push
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rawClient is one keep-alive HTTP/1.1 connection with no goroutine of
+// its own, so that the server's goroutines can be counted.
+type rawClient struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, e *specEnv) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{c: c, br: bufio.NewReader(c)}
+}
+
+// get sends a GET of path with extra header lines.
+func (rc *rawClient) get(t *testing.T, path string, header ...string) {
+	t.Helper()
+	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\n"
+	for _, h := range header {
+		req += h + "\r\n"
+	}
+	_, err := io.WriteString(rc.c, req+"\r\n")
+	require.NoError(t, err)
+}
+
+// read reads one response.
+func (rc *rawClient) read(t *testing.T) (*http.Response, string) {
+	t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(specWait))
+	resp, err := http.ReadResponse(rc.br, nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(body)
+}
+
+// publish publishes data to channel through the Hub.
+func (e *specEnv) publish(channel, data string) *Message {
+	e.t.Helper()
+	m, _, err := e.hub.Publish(context.Background(), channel, &Message{Data: []byte(data)})
+	require.NoError(e.t, err)
+	return m
+}
+
+// waitSubscribers waits until the Hub counts n subscriptions.
+func waitSubscribers(t *testing.T, h *Hub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(specWait)
+	for {
+		st, err := h.Stats(context.Background())
+		require.NoError(t, err)
+		if st.Subscribers == n {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "subscribers: %d, want %d", st.Subscribers, n)
+		runtime.Gosched()
+	}
+}
+
+// Long-polls on the Hub's Listener wait without net/http's goroutines (one
+// reader goroutine each), are answered when a message comes, and their
+// connections are kept alive for the next poll, which resumes after it.
+func TestListenerParksLongPolls(t *testing.T) {
+	skipHeld(t)
+	e := newSpecEnv(t, Options{})
+	const n = 40
+	base := runtime.NumGoroutine()
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		clients[i] = dialRaw(t, e)
+	}
+	for _, c := range clients {
+		c.get(t, "/sub?id=park")
+	}
+	waitSubscribers(t, e.hub, n)
+	// The handlers' goroutines end once their long-polls are parked.
+	held := 0
+	assert.Eventually(t, func() bool {
+		held = runtime.NumGoroutine() - base
+		return held <= n+4
+	}, specWait, time.Millisecond, "a parked long-poll keeps one goroutine (net/http's would keep two)")
+	t.Logf("%d held long-polls: %d more goroutines", n, held)
+
+	m1 := e.publish("park", "one")
+	for _, c := range clients {
+		resp, body := c.read(t)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "one", body)
+		assert.Equal(t, m1.ID.String(), etagOf(resp))
+		assert.False(t, resp.Close, "the connection is kept alive")
+		// The next poll, on the same connection, resumes after m1.
+		c.get(t, "/sub?id=park", "If-Modified-Since: "+resp.Header.Get("Last-Modified"), "If-None-Match: "+resp.Header.Get("Etag"))
+	}
+	waitSubscribers(t, e.hub, n)
+	e.publish("park", "two")
+	for _, c := range clients {
+		resp, body := c.read(t)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "two", body)
+	}
+}
+
+// etagOf returns the id resp carries (Last-Modified's time with the
+// Etag), for comparison with a Message.ID.String().
+func etagOf(resp *http.Response) string {
+	lm, err := http.ParseTime(resp.Header.Get("Last-Modified"))
+	if err != nil {
+		return "bad Last-Modified"
+	}
+	return fmt.Sprintf("%d:%s", lm.Unix(), resp.Header.Get("Etag"))
+}
+
+// A request pipelined behind a parked long-poll is served after its
+// answer, on the same connection.
+func TestListenerKeepsPipelinedRequest(t *testing.T) {
+	skipHeld(t)
+	e := newSpecEnv(t, Options{})
+	c := dialRaw(t, e)
+	c.get(t, "/sub?id=pipe")
+	waitSubscribers(t, e.hub, 1)
+	c.get(t, "/sub?id=other", "If-None-Match: 0:0") // waits behind the first
+	e.publish("other", "second")
+	e.publish("pipe", "first")
+	_, body := c.read(t)
+	assert.Equal(t, "first", body)
+	_, body = c.read(t)
+	assert.Equal(t, "second", body)
+}
+
+// A parked long-poll's subscriber timeout answers 304 with the position,
+// and a client that goes away releases its subscription.
+func TestListenerTimeoutAndLeave(t *testing.T) {
+	skipHeld(t)
+	e := newSpecEnv(t, Options{SubscriberTimeout: 50 * time.Millisecond})
+	c := dialRaw(t, e)
+	c.get(t, "/sub?id=t")
+	resp, _ := c.read(t)
+	assert.Equal(t, http.StatusNotModified, resp.StatusCode)
+	c.get(t, "/sub?id=t")
+	waitSubscribers(t, e.hub, 1)
+	c.c.Close()
+	waitSubscribers(t, e.hub, 0)
+}
+
+// skipHeld skips a test of Hub.Listener under -push.held.
+func skipHeld(t *testing.T) {
+	if *specHeld {
+		t.Skip("-push.held: the spec tests run without Hub.Listener")
+	}
+}
