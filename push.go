@@ -86,6 +86,8 @@ type hubChannel struct {
 
 	lmu       sync.Mutex
 	listeners []listener // streams to wake on every change
+	sweeping  bool       // a goroutine is waking the listeners
+	again     bool       // the channel changed during the sweep
 }
 
 // A listener is a stream waiting on a channel: channel i of its
@@ -234,57 +236,99 @@ func (hc *hubChannel) unlisten(s *stream, i int) {
 	hc.lmu.Unlock()
 }
 
-var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
+// A channel with at most inlineFanOut listening streams is served by the
+// publishing goroutine itself: the publish is answered once they have the
+// message, at the lowest latency. A larger one is served by a sweep, a
+// goroutine that wakes every stream and, if the channel changed meanwhile,
+// sweeps again: a publisher sending back to back is not held up by the
+// fan-out, and a stream woken once for several messages writes them in one
+// system call, which is what makes a busy channel cheap per delivery.
+const inlineFanOut = 64
 
-// fanOutChunk is how many streams one goroutine of a fan-out wakes at a
+// fanOutChunk is how many streams one goroutine of a sweep wakes at a
 // time.
 const fanOutChunk = 128
 
-// wake runs every listening stream, in the calling goroutine and, for many
-// streams on several cores, up to GOMAXPROCS-1 more; it returns when each
-// has written what it could without blocking.
+// wake runs every listening stream, or has a sweep do it.
 func (hc *hubChannel) wake() {
 	hc.lmu.Lock()
-	if len(hc.listeners) == 0 {
+	switch n := len(hc.listeners); {
+	case n == 0:
 		hc.lmu.Unlock()
 		return
+	case hc.sweeping:
+		hc.again = true
+		hc.lmu.Unlock()
+		return
+	case n > inlineFanOut:
+		hc.sweeping, hc.again = true, true
+		hc.lmu.Unlock()
+		go hc.sweep()
+		return
 	}
-	bp := listenerBufs.Get().(*[]listener)
-	ls := append((*bp)[:0], hc.listeners...)
+	var small [inlineFanOut]listener
+	ls := append(small[:0], hc.listeners...)
 	hc.lmu.Unlock()
+	for _, l := range ls {
+		l.s.wake()
+	}
+}
+
+var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
+
+// sweep wakes every listening stream until the channel stops changing:
+// on several cores, in up to GOMAXPROCS goroutines.
+func (hc *hubChannel) sweep() {
+	bp := listenerBufs.Get().(*[]listener)
+	defer listenerBufs.Put(bp)
+	for {
+		hc.lmu.Lock()
+		if !hc.again {
+			hc.sweeping = false
+			hc.lmu.Unlock()
+			return
+		}
+		hc.again = false
+		ls := append((*bp)[:0], hc.listeners...)
+		hc.lmu.Unlock()
+		fanOut(ls)
+		clear(ls)
+		*bp = ls[:0]
+	}
+}
+
+// fanOut wakes the streams of ls.
+func fanOut(ls []listener) {
 	workers := min(runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
 		for _, l := range ls {
 			l.s.wake()
 		}
-	} else {
-		var next atomic.Int64
-		work := func() {
-			for {
-				end := int(next.Add(fanOutChunk))
-				start := end - fanOutChunk
-				if start >= len(ls) {
-					return
-				}
-				for _, l := range ls[start:min(end, len(ls))] {
-					l.s.wake()
-				}
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			end := int(next.Add(fanOutChunk))
+			start := end - fanOutChunk
+			if start >= len(ls) {
+				return
+			}
+			for _, l := range ls[start:min(end, len(ls))] {
+				l.s.wake()
 			}
 		}
-		var wg sync.WaitGroup
-		for range workers - 1 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				work()
-			}()
-		}
-		work()
-		wg.Wait()
 	}
-	clear(ls)
-	*bp = ls[:0]
-	listenerBufs.Put(bp)
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
 
 func (hc *hubChannel) append(m *Message) {

@@ -123,6 +123,7 @@ type stream struct {
 	lastMsg   time.Time
 	pingSent  time.Time     // WebSocket: a ping awaits its pong
 	pingWait  time.Duration // WebSocket: how long a pong may take
+	timed     bool          // pings or a subscriber timeout: keep lastWrite, lastMsg
 	timer     *time.Timer
 	finished  bool
 
@@ -143,6 +144,7 @@ func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 	now := time.Now()
 	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now,
 		slots: make([]int, len(sub.hcs))}
+	s.timed = h.opts.PingInterval > 0 || h.opts.SubscriberTimeout > 0
 	s.running.Store(true) // start runs it first
 	return s
 }
@@ -307,10 +309,11 @@ func (s *stream) step(mayBlock bool) bool {
 			n++
 			size += len(m.Data)
 		}
-		if n > 0 {
+		more := n == streamBatchMessages || size >= streamBatchBytes // the batch is full
+		if n > 0 && s.timed {
 			s.lastMsg = time.Now()
 		}
-		if ev&evTimer != 0 && n < streamBatchMessages && size < streamBatchBytes {
+		if ev&evTimer != 0 && !more {
 			ev &^= evTimer
 			if err := s.tick(); err != nil {
 				s.finish(err, mayBlock)
@@ -327,7 +330,7 @@ func (s *stream) step(mayBlock bool) bool {
 			s.finish(&connError{err}, mayBlock)
 			return false
 		}
-		if n == 0 {
+		if !more {
 			break
 		}
 	}
@@ -519,7 +522,7 @@ func (s *stream) flush(mayBlock bool) (handed bool, err error) {
 		}
 	}
 	s.idle()
-	if err == nil {
+	if err == nil && s.timed {
 		s.lastWrite = time.Now()
 	}
 	return false, err

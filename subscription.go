@@ -260,7 +260,7 @@ func (s *Subscription) after(w []*Message, at MessageID) []*Message {
 		i--
 	}
 	ttl := s.hub.cfg.MessageTTL
-	if ttl > 0 {
+	if ttl > 0 && i < len(w) {
 		t := now()
 		for i < len(w) && w[i].expired(ttl, t) {
 			i++
