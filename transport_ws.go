@@ -11,9 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // wsMetaProtocol is Nchan's subprotocol: frames carry the id and content
@@ -69,8 +68,8 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscr
 	if s.pingWait <= 0 {
 		s.pingWait = h.opts.PingInterval
 	}
-	limit := h.opts.WebSocketReadLimit
-	s.park(c, preamble, func(s *stream) { readWebSocket(s, buffered, limit) })
+	rd := &wsReader{peer: s, limit: h.opts.WebSocketReadLimit}
+	s.park(c, preamble, func(s *stream) { readWebSocket(s.conn, buffered, rd) })
 }
 
 // WebSocket opcodes and close codes (RFC 6455).
@@ -263,245 +262,101 @@ func buildWSMetaBody(m *Message) []byte {
 	return append(b, m.Data...)
 }
 
-// readWebSocket reads the client's frames (RFC 6455 5): data frames are
-// discarded (a message over limit bytes closes the connection with 1009),
-// pings are answered, pongs noted, a close is answered and ends the
-// stream, a protocol error closes with 1002. It returns when the
-// connection fails or is closed. It is the one goroutine of an idle
-// WebSocket subscriber, so it keeps its stack small: it blocks in Read from
-// a shallow frame, and the parsing is a state machine fed between reads.
-func readWebSocket(s *stream, buffered []byte, limit int64) {
-	r := &wsReader{s: s, limit: limit}
-	if len(buffered) > 0 && !r.feed(buffered) {
-		return
-	}
-	for {
-		n, err := s.conn.Read(r.buf[:])
-		if n > 0 && !r.feed(r.buf[:n]) {
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// wsReader parses the frames a client sends.
-type wsReader struct {
-	s     *stream
-	limit int64
-	buf   [128]byte
-
-	hdr       [14]byte // the frame header being read
-	hn        int      // bytes of hdr read
-	inPayload bool
-	remain    int64 // payload bytes left in the frame
-	op        byte
-	fin       bool
-	mask      [4]byte
-	mpos      int
-	ctl       []byte // a control frame's payload
-	size      int64  // the data message's size so far
-	inMessage bool
-	closing   bool
-}
-
-// headerLen is the length of the frame header being read, as far as its
-// first two bytes tell (every client frame is masked).
-func (r *wsReader) headerLen() int {
-	if r.hn < 2 {
-		return 2
-	}
-	switch r.hdr[1] & 0x7F {
-	case 126:
-		return 2 + 2 + 4
-	case 127:
-		return 2 + 8 + 4
-	}
-	return 2 + 4
-}
-
-// feed parses p; false: the reader is to stop (a close was posted).
-func (r *wsReader) feed(p []byte) bool {
-	for len(p) > 0 {
-		if !r.inPayload {
-			for len(p) > 0 && r.hn < r.headerLen() {
-				r.hdr[r.hn] = p[0]
-				r.hn++
-				p = p[1:]
-				if r.hn == 2 && (r.hdr[0]&0x70 != 0 || r.hdr[1]&0x80 == 0) {
-					return r.fail(wsProtocolError, "frames from a client must be masked and use no extension")
-				}
-			}
-			if r.hn < r.headerLen() {
-				return true
-			}
-			if !r.startFrame() {
-				return false
-			}
-			if r.remain > 0 {
-				r.inPayload = true
-				continue
-			}
-		} else {
-			n := int(min(int64(len(p)), r.remain))
-			if r.op >= wsClose {
-				for _, c := range p[:n] {
-					r.ctl = append(r.ctl, c^r.mask[r.mpos&3])
-					r.mpos++
-				}
-			}
-			p = p[n:]
-			if r.remain -= int64(n); r.remain > 0 {
-				return true
-			}
-			r.inPayload = false
-		}
-		if !r.endFrame() {
-			return false
-		}
-	}
-	return true
-}
-
-// startFrame checks the header just read.
-func (r *wsReader) startFrame() bool {
-	h := r.hdr[:r.hn]
-	r.hn = 0
-	r.fin, r.op = h[0]&0x80 != 0, h[0]&0x0F
-	n := int64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		n = int64(binary.BigEndian.Uint16(h[2:]))
-	case 127:
-		n = int64(binary.BigEndian.Uint64(h[2:]))
-	}
-	copy(r.mask[:], h[len(h)-4:])
-	r.remain, r.mpos, r.ctl = n, 0, r.ctl[:0]
-	switch {
-	case n < 0:
-		return r.fail(wsProtocolError, "bad frame length")
-	case r.op >= wsClose:
-		if n > 125 || !r.fin {
-			return r.fail(wsProtocolError, "bad control frame")
-		}
-	case r.op == wsText || r.op == wsBinary:
-		if r.inMessage {
-			return r.fail(wsProtocolError, "a new message inside a fragmented one")
-		}
-		r.inMessage, r.size = true, 0
-	case r.op == wsContinuation:
-		if !r.inMessage {
-			return r.fail(wsProtocolError, "a continuation frame outside a message")
-		}
-	default:
-		return r.fail(wsProtocolError, "unknown opcode")
-	}
-	if r.op < wsClose {
-		if r.size += n; r.limit > 0 && r.size > r.limit {
-			return r.fail(wsMessageTooBig, "message too big")
-		}
-	}
-	return true
-}
-
-// endFrame acts on the frame just read.
-func (r *wsReader) endFrame() bool {
-	switch r.op {
-	case wsPing:
-		f := appendWSHeader(make([]byte, 0, 2+len(r.ctl)), wsPong, len(r.ctl))
-		f = append(f, r.ctl...)
-		r.s.pongFrame.Store(&f)
-		r.s.postAsync(evPong)
-	case wsPong:
-		r.s.lastPong.Store(time.Now().UnixNano())
-	case wsClose:
-		if !r.closing {
-			r.closing = true
-			var f []byte
-			if len(r.ctl) >= 2 {
-				f = appendWSClose(nil, int(binary.BigEndian.Uint16(r.ctl)), "")
-			} else {
-				f = appendWSHeader(nil, wsClose, 0)
-			}
-			r.s.closeFrame.Store(&f)
-			r.s.postAsync(evPeerClose)
-		}
-	case wsContinuation, wsText, wsBinary:
-		if r.fin {
-			r.inMessage = false
-		}
-	}
-	return true
-}
-
-// fail posts a close with code and reason; the reader stops.
-func (r *wsReader) fail(code int, reason string) bool {
-	b := appendWSClose(nil, code, reason)
-	r.s.closeFrame.Store(&b)
-	r.s.postAsync(evPeerClose)
-	return false
-}
-
 // servePublishWebSocket publishes every message the client sends over a
-// WebSocket to channel: a text frame as a message without content type, a
-// binary frame as application/octet-stream. Each publish is answered with a
+// WebSocket to channel: a text message as a message without content type,
+// a binary one as application/octet-stream. Each publish is answered with a
 // text frame holding the channel info (in the format the upgrade request's
-// Accept header names). A frame larger than MaxMessageSize closes the
-// connection with 1009; a failed publish closes it with the error.
+// Accept header names). A message larger than MaxMessageSize closes the
+// connection with 1009; a failed publish closes it with the error; Shutdown
+// closes it with 1001 "503 Service Unavailable".
 func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, channel string) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
+	c, preamble, buffered, _, ok := wsUpgrade(w, r)
+	if !ok {
 		return
 	}
-	defer c.CloseNow()
-	c.SetReadLimit(h.opts.MaxMessageSize)
-	// Shutdown ends the connection too, with 1001 "503 Service Unavailable"
-	// (Close may be called while Read waits; Read then returns).
+	defer c.Close()
+	p := &wsPublisher{hub: h, conn: c, ctx: r.Context(), channel: channel}
+	p.format, _ = negotiateInfo(r.Header.Get("Accept"))
+	if p.write(preamble) != nil {
+		return
+	}
 	defer context.AfterFunc(h.stopping, func() {
-		c.Close(websocket.StatusGoingAway, "503 Service Unavailable")
+		p.close(appendWSClose(nil, wsGoingAway, "503 Service Unavailable"))
 	})()
-	ctx := r.Context()
-	format, _ := negotiateInfo(r.Header.Get("Accept"))
-	for {
-		typ, data, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		msg := &Message{Data: data}
-		if msg.Data == nil {
-			msg.Data = []byte{}
-		}
-		if typ == websocket.MessageBinary {
-			msg.ContentType = "application/octet-stream"
-		}
-		_, info, err := h.publish(ctx, channel, msg)
-		if err != nil {
-			status := statusOf(err)
-			code := websocket.StatusPolicyViolation
-			switch {
-			case errors.Is(err, ErrHubClosed):
-				code = websocket.StatusGoingAway
-			case status >= 500:
-				code = websocket.StatusInternalError
-			}
-			c.Close(code, strconv.Itoa(status)+" "+http.StatusText(status))
-			return
-		}
-		wctx, cancel := context.WithTimeout(ctx, h.writeTimeout())
-		err = c.Write(wctx, websocket.MessageText, formatInfo(info, format, time.Now()))
-		cancel()
-		if err != nil {
-			return
-		}
+	readWebSocket(c, buffered, &wsReader{peer: p, limit: h.opts.MaxMessageSize, collect: true})
+}
+
+// wsPublisher is the peer of a publishing client's reader.
+type wsPublisher struct {
+	hub     *Hub
+	conn    net.Conn
+	ctx     context.Context
+	channel string
+	format  infoFormat
+
+	mu     sync.Mutex // serialises writes
+	closed bool       // a close frame was written
+}
+
+// write writes b under the write timeout, unless the connection is
+// closing.
+func (p *wsPublisher) write(b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return net.ErrClosed
+	}
+	if t := p.hub.opts.WriteTimeout; t > 0 {
+		p.conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	_, err := p.conn.Write(b)
+	return err
+}
+
+// close writes the close frame f (once) and half-closes the connection;
+// the reader then reads until the client closes its side, or closeWait.
+func (p *wsPublisher) close(f []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.conn.SetWriteDeadline(time.Now().Add(closeWait))
+	p.conn.Write(f)
+	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		p.conn.SetReadDeadline(time.Now().Add(closeWait))
+	} else {
+		p.conn.Close()
 	}
 }
 
-// writeTimeout is the deadline for one write; a negative WriteTimeout means
-// none (a very long one).
-func (h *Hub) writeTimeout() time.Duration {
-	if h.opts.WriteTimeout > 0 {
-		return h.opts.WriteTimeout
+func (p *wsPublisher) wsPing(pong []byte) { p.write(pong) }
+func (p *wsPublisher) wsPong()            {}
+func (p *wsPublisher) wsClose(reply []byte) {
+	p.close(reply)
+	p.conn.Close() // the client closed first: nothing more to read
+}
+
+func (p *wsPublisher) wsMessage(op byte, data []byte) bool {
+	msg := &Message{Data: append([]byte{}, data...)}
+	if op == wsBinary {
+		msg.ContentType = "application/octet-stream"
 	}
-	return 1 << 62
+	_, info, err := p.hub.publish(p.ctx, p.channel, msg)
+	if err != nil {
+		status := statusOf(err)
+		code := wsPolicyViolation
+		switch {
+		case errors.Is(err, ErrHubClosed):
+			code = wsGoingAway
+		case status >= 500:
+			code = wsInternalError
+		}
+		p.close(appendWSClose(nil, code, strconv.Itoa(status)+" "+http.StatusText(status)))
+		return true // read the client's close
+	}
+	info1 := formatInfo(info, p.format, time.Now())
+	f := appendWSHeader(make([]byte, 0, 10+len(info1)), wsText, len(info1))
+	return p.write(append(f, info1...)) == nil
 }
