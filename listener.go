@@ -49,7 +49,7 @@ func (l *hubListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			hc := &hubConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+			hc := &hubConn{Conn: c, l: l, key: connKey(c.LocalAddr(), c.RemoteAddr().String())}
 			l.hub.conns.Store(hc.key, hc)
 			c = hc
 		}
@@ -103,13 +103,21 @@ func (l *hubListener) giveBack(c *hubConn) {
 	}
 }
 
+// connKey is the key of a connection in Hub.conns: its two ends.
+func connKey(local net.Addr, remote string) string {
+	if local == nil {
+		return remote
+	}
+	return local.String() + " " + remote
+}
+
 // hubConn is a connection accepted by a hubListener. It can be given back
 // after a hijack, with what was read from it meanwhile (a pipelined
 // request) read first.
 type hubConn struct {
 	net.Conn
 	l      *hubListener
-	key    string // RemoteAddr, the key in Hub.conns
+	key    string // the key in Hub.conns
 	prefix []byte
 }
 

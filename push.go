@@ -43,7 +43,7 @@ type Hub struct {
 	stop     context.CancelFunc
 
 	// conns holds the connections accepted by the Hub's Listeners, by
-	// remote address: their long-polls can park.
+	// their two addresses (connKey): their long-polls can park.
 	conns sync.Map
 
 	published atomic.Uint64

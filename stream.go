@@ -180,10 +180,14 @@ func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	s.start()
 }
 
-// hold runs the stream on w in the calling goroutine until it ends or ctx
-// (the request's) ends. The preamble was written and flushed.
-func (s *stream) hold(ctx context.Context, w http.ResponseWriter) {
+// hold makes w the stream's connection.
+func (s *stream) holdOn(w http.ResponseWriter) {
 	s.w, s.rc = w, http.NewResponseController(w)
+}
+
+// hold runs the stream, on the ResponseWriter given to holdOn, in the
+// calling goroutine until it ends or ctx (the request's) ends.
+func (s *stream) hold(ctx context.Context) {
 	s.signal = make(chan struct{}, 1)
 	s.done = make(chan struct{})
 	stop := context.AfterFunc(ctx, func() { s.post(evGone) })
@@ -558,42 +562,44 @@ func (s *stream) writeHeld(b []byte) error {
 }
 
 // finish ends the stream with err: it writes the framing's ending (if the
-// connection still works), and releases everything.
+// connection still works), and releases everything. A parked stream does
+// both in a goroutine of its own: the ending may have to wait for the
+// connection, and sub.Close for the store.
 func (s *stream) finish(err error, mayBlock bool) {
 	s.finished = true
 	var ce *connError
 	announce := !errors.As(err, &ce) && err != errPeerGone
+	var end []byte
 	if announce {
 		if err == nil {
 			if p := s.closeFrame.Load(); p != nil {
 				s.append(*p)
 			}
-		} else if end := s.f.end(nil, err); len(end) > 0 {
-			s.append(end)
+		} else if e := s.f.end(nil, err); len(e) > 0 {
+			s.append(e)
 		}
-		if s.pending() || s.chunked {
-			var b []byte
-			if s.pending() {
-				b = s.seal()
-			}
-			if s.chunked {
-				b = append(b, "0\r\n\r\n"...)
-			}
-			if s.w != nil {
-				s.writeHeld(b)
-			} else if mayBlock {
-				s.writeBlocking(b)
-			} else if s.raw != nil {
-				tryWrite(s.raw, b)
-			}
+		if s.pending() {
+			end = s.seal()
+		}
+		if s.chunked {
+			end = append(end, "0\r\n\r\n"...)
 		}
 	}
-	s.idle()
 	if s.w != nil {
+		if len(end) > 0 {
+			s.writeHeld(end)
+		}
+		s.idle()
 		s.release(err, announce)
-	} else {
-		go s.release(err, announce) // sub.Close may wait for the store
+		return
 	}
+	go func() {
+		if len(end) > 0 {
+			s.writeBlocking(end)
+		}
+		s.idle()
+		s.release(err, announce)
+	}()
 }
 
 // release lets go of everything the stream holds: its place in the

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -87,7 +88,8 @@ func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscrip
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
 		return false
 	}
-	if _, ok := h.conns.Load(r.RemoteAddr); !ok {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if _, ok := h.conns.Load(connKey(local, r.RemoteAddr)); !ok {
 		return false
 	}
 	c, brw, err := http.NewResponseController(w).Hijack()
@@ -99,6 +101,9 @@ func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscrip
 	s.oneShot = true
 	hc, ok := c.(*hubConn)
 	s.keepAlive = ok
+	if !ok { // not from the Listener after all: the answer closes it
+		f.header.Set("Connection", "close")
+	}
 	read := readDiscard
 	if ok {
 		if n := brw.Reader.Buffered(); n > 0 {

@@ -3,6 +3,7 @@ package push
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -230,4 +231,24 @@ func TestTrSSESlowReaderDropped(t *testing.T) {
 	end := e.waitEnded()
 	assert.Equal(t, TransportEventSource, end.t)
 	assert.ErrorIs(t, end.err, os.ErrDeadlineExceeded)
+}
+
+// Over HTTP/2 the connection cannot be hijacked: the handler's goroutine
+// holds the stream and writes through the ResponseWriter, with the same
+// framing, pings and ending.
+func TestTrSSEOverHTTP2(t *testing.T) {
+	e := trStartWith(t, Options{PingInterval: 20 * time.Millisecond}, func(s *httptest.Server) {
+		s.TLS = &tls.Config{}
+		s.EnableHTTP2 = true
+	})
+	s := e.get([]string{"a"}, nil, http.Header{"Accept": {"text/event-stream"}})
+	require.Equal(t, 2, s.resp.ProtoMajor)
+	s.expect(": hi\n\n")
+	s.expect(": ping\n\n")
+	m := e.publish("a", "over h2", "")
+	s.expect("id: " + m.ID.String() + "\ndata: over h2\n\n")
+	e.hub.DeleteChannel(context.Background(), "a")
+	s.expectEOF(":410: 410 Gone\n\n")
+	end := e.waitEnded()
+	assert.Equal(t, TransportEventSource, end.t)
 }

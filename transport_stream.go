@@ -47,11 +47,12 @@ func (h *Hub) serveHTTPStream(w http.ResponseWriter, r *http.Request, t Transpor
 		}
 	}
 	w.WriteHeader(http.StatusOK)
+	s.holdOn(w)
 	if err := s.writeHeld(body); err != nil {
 		sub.Close()
 		return
 	}
-	s.hold(r.Context(), w)
+	s.hold(r.Context())
 }
 
 // readDiscard reads the client side of an HTTP stream, which sends nothing

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -52,7 +53,11 @@ func trStartWith(t *testing.T, opts Options, prepare func(*httptest.Server)) *tr
 	if prepare != nil {
 		prepare(e.srv)
 	}
-	e.srv.Start()
+	if e.srv.TLS != nil { // prepare asked for TLS
+		e.srv.StartTLS()
+	} else {
+		e.srv.Start()
+	}
 	t.Cleanup(e.srv.Close)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -537,4 +542,25 @@ func TestTrWSBadHandshake(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, name)
 	}
+}
+
+// Over TLS the connection has no non-blocking write: every batch is
+// written by a goroutine of its own, in order.
+func TestTrWSOverTLS(t *testing.T) {
+	e := trStartWith(t, Options{}, func(s *httptest.Server) { s.TLS = &tls.Config{} })
+	c := e.dial([]string{"a"}, nil, nil, wsMetaProtocol)
+	e.waitSubscribers(1)
+	var want []string
+	for i := range 50 {
+		m := e.publish("a", fmt.Sprint("m", i), "")
+		want = append(want, "id: "+m.ID.String()+"\n\n"+fmt.Sprint("m", i))
+	}
+	for _, w := range want {
+		_, got := trRead(t, c)
+		require.Equal(t, w, got)
+	}
+	e.hub.DeleteChannel(context.Background(), "a")
+	ce := trReadClose(t, c)
+	assert.Equal(t, websocket.StatusGoingAway, ce.Code)
+	assert.Equal(t, "410 Gone", ce.Reason)
 }
