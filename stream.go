@@ -105,6 +105,7 @@ type stream struct {
 	closers atomic.Int32  // parked: the reader and release; the last closes conn
 
 	slots []int // per channel: the stream's index in the hubChannel's listeners
+	slot1 [1]int
 
 	running atomic.Bool   // someone runs the stream
 	dirty   atomic.Bool   // woken: run (again)
@@ -142,8 +143,12 @@ var errAnswered = errors.New("push: long-poll answered")
 // newStream returns a stream of sub in framing f. Call park or hold next.
 func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 	now := time.Now()
-	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now,
-		slots: make([]int, len(sub.hcs))}
+	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now}
+	if len(sub.hcs) == 1 {
+		s.slots = s.slot1[:]
+	} else {
+		s.slots = make([]int, len(sub.hcs))
+	}
 	s.timed = h.opts.PingInterval > 0 || h.opts.SubscriberTimeout > 0
 	s.running.Store(true) // start runs it first
 	return s
