@@ -100,6 +100,12 @@ func TestSubscribersLeaveNothingBehind(t *testing.T) {
 		return err == nil && st.Subscribers == 0
 	}, specWait, 5*time.Millisecond, "the Hub notices every departure")
 	require.Zero(t, hubChannelCount(env.hub), "no per-channel state is left in the Hub")
+	env.client.CloseIdleConnections()
+	require.Eventually(t, func() bool {
+		n := 0
+		env.hub.conns.Range(func(_, _ any) bool { n++; return true })
+		return n == 0
+	}, specWait, 5*time.Millisecond, "the Listener forgets every closed connection")
 	for _, kind := range kinds {
 		info, err := env.hub.ChannelInfo(context.Background(), kind+"-0")
 		require.NoError(t, err)
