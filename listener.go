@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -119,6 +120,7 @@ type hubConn struct {
 	l      *hubListener
 	key    string // the key in Hub.conns
 	prefix []byte
+	busy   atomic.Bool // its last long-poll was answered within parkAfter
 }
 
 func (c *hubConn) Read(p []byte) (int, error) {

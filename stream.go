@@ -377,6 +377,9 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool) bool {
 		s.finish(&connError{err}, mayBlock)
 		return false
 	}
+	if hc, ok := s.conn.(*hubConn); ok {
+		hc.busy.Store(time.Since(s.lastMsg) < parkAfter) // lastMsg: the request's start
+	}
 	s.finish(errAnswered, mayBlock)
 	return false
 }

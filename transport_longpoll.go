@@ -13,13 +13,19 @@ import (
 // position, holding the request until one is published (S2), the subscriber
 // timeout (S3), or the subscription ends. In interval-poll mode it answers
 // 304 at once when nothing is newer. With callback set it answers JSONP.
+//
 // A long-poll that has to wait on a connection from the Hub's Listener
-// parks (see Listener); others wait in this goroutine. It owns sub.
+// parks (see Listener) at once, unless the connection's last poll was
+// answered within parkAfter: a client polling a busy channel would pay for
+// a hijack per poll, so its poll waits here first and parks only when it
+// has waited parkAfter. Others wait in this goroutine. It owns sub.
 func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string) {
 	ctx := r.Context()
+	start := time.Now()
 	m, err := sub.TryNext(ctx)
 	if m == nil && err == nil && !h.opts.IntervalPoll {
-		if h.parkLongPoll(w, r, sub, callback) {
+		hc := h.parkable(r)
+		if hc != nil && !hc.busy.Load() && h.parkLongPoll(w, r, sub, callback, start) {
 			return
 		}
 		waitCtx := ctx
@@ -28,7 +34,21 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			waitCtx, cancel = context.WithTimeout(ctx, t)
 			defer cancel()
 		}
-		m, err = sub.Next(waitCtx)
+		if hc != nil {
+			t := time.NewTimer(parkAfter)
+			var fired bool
+			m, fired, err = sub.nextOr(waitCtx, t.C)
+			t.Stop()
+			if fired {
+				hc.busy.Store(false)
+				if h.parkLongPoll(w, r, sub, callback, start) {
+					return
+				}
+				m, err = sub.Next(waitCtx)
+			}
+		} else {
+			m, err = sub.Next(waitCtx)
+		}
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = nil // our subscriber timeout, not the client's
 		}
@@ -79,19 +99,26 @@ func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback 
 	}
 }
 
-// parkLongPoll parks a long-poll that has to wait, if its connection came
-// from the Hub's Listener and can be kept alive after the answer: the
+// parkAfter: a long-poll answered within it marks its connection busy.
+const parkAfter = 250 * time.Millisecond
+
+// parkable returns the Listener's connection of r if a long-poll of r can
+// park: it can be kept alive after the answer.
+func (h *Hub) parkable(r *http.Request) *hubConn {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
+		return nil
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	c, _ := h.conns.Load(connKey(local, r.RemoteAddr))
+	hc, _ := c.(*hubConn)
+	return hc
+}
+
+// parkLongPoll parks a long-poll that has waited since start: the
 // connection is hijacked and the long-poll becomes a one-shot stream (see
 // stream.go) whose answer is written as net/http would have. It reports
 // whether it did; it then owns sub.
-func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
-		return false
-	}
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if _, ok := h.conns.Load(connKey(local, r.RemoteAddr)); !ok {
-		return false
-	}
+func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string, start time.Time) bool {
 	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
@@ -99,6 +126,7 @@ func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscrip
 	f := &longPollFramer{h: h, sub: sub, callback: callback, header: w.Header().Clone()}
 	s := h.newStream(TransportLongPoll, sub, f)
 	s.oneShot = true
+	s.lastMsg = start // the subscriber timeout counts from the request
 	hc, ok := c.(*hubConn)
 	s.keepAlive = ok
 	if !ok { // not from the Listener after all: the answer closes it
