@@ -20,6 +20,14 @@
 // same operations directly: Hub.Publish, Hub.Subscribe, Hub.ChannelInfo,
 // Hub.DeleteChannel, Hub.Stats and Hub.Shutdown.
 //
+// An idle subscriber is cheap: a WebSocket, EventSource or HTTP stream takes
+// its connection over from net/http and waits with no goroutine but a small
+// reader, and a publish writes to it directly (from the publishing goroutine
+// for a few subscribers, from a sweep that coalesces publishes for many).
+// Long-polls do the same on connections accepted through Hub.Listener, which
+// gives each connection back to the http.Server after the answer. The
+// package's code needs only the standard library.
+//
 // The browser script of package github.com/pushhub/push/pushjs subscribes
 // over any of the transports; cmd/pushd is a standalone server built on this
 // package.

@@ -185,7 +185,8 @@ func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	s.start()
 }
 
-// hold makes w the stream's connection.
+// holdOn makes w, a response that cannot be hijacked, the stream's
+// connection.
 func (s *stream) holdOn(w http.ResponseWriter) {
 	s.w, s.rc = w, http.NewResponseController(w)
 }
