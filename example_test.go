@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 
 	"github.com/pushhub/push"
@@ -164,4 +166,42 @@ func ExampleSubscription_Position() {
 	// read: one
 	// resumed: two
 	// resumed: three
+}
+
+// Serve the Hub through its Listener: a long-poll that has to wait hands its
+// connection to the Hub, which answers it when a message comes and gives the
+// kept-alive connection back to the http.Server for the next request.
+func ExampleHub_Listener() {
+	hub := push.New(push.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := &http.Server{Handler: hub.SubscribeHandler()}
+	go srv.Serve(hub.Listener(ln))
+	defer srv.Close()
+	defer hub.Shutdown(context.Background())
+
+	// A page waits for its QR-code login on a channel of its own.
+	answer := make(chan string)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/?id=login-4f2a")
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		answer <- res.Status + ": " + string(body)
+	}()
+	// The phone confirms; the app's back end publishes once the page waits.
+	for {
+		if info, err := hub.ChannelInfo(context.Background(), "login-4f2a"); err == nil && info.Subscribers == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	hub.Publish(context.Background(), "login-4f2a", &push.Message{Data: []byte("logged in")})
+	fmt.Println(<-answer)
+	// Output: 200 OK: logged in
 }
