@@ -10,6 +10,10 @@ import (
 // errWouldBlock: the connection's send buffer is full.
 var errWouldBlock = errors.New("push: the connection cannot take more now")
 
-// tryWrite cannot write without blocking here: every write goes to a
+// rawWriter cannot write without blocking here: every write goes to a
 // goroutine of its own.
-func tryWrite(rc syscall.RawConn, b []byte) (int, error) { return 0, errWouldBlock }
+type rawWriter struct{}
+
+func newRawWriter(syscall.RawConn) *rawWriter { return nil }
+
+func (w *rawWriter) tryWrite(b []byte) (int, error) { return 0, errWouldBlock }

@@ -12,38 +12,58 @@ import (
 // errWouldBlock: the connection's send buffer is full.
 var errWouldBlock = errors.New("push: the connection cannot take more now")
 
-// tryWrite writes b to a non-blocking socket without waiting: it returns
-// how much the socket took, and errWouldBlock if that is not all of b.
+// rawWriter writes to a non-blocking socket without waiting. A stream keeps
+// one, so a write allocates nothing (a closure passed to RawConn.Write
+// would escape, with what it captures).
+type rawWriter struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool // w.write, bound once
+	b   []byte
+	n   int
+	err error
+}
+
+func newRawWriter(rc syscall.RawConn) *rawWriter {
+	w := &rawWriter{rc: rc}
+	w.fn = w.write
+	return w
+}
+
+// tryWrite writes b and returns how much the socket took, and
+// errWouldBlock if that is not all of b.
 //
 // The write(2) is a raw system call: it cannot block, and a fan-out makes
 // thousands of them in a row, each long enough (the loopback's receive
 // path runs in it) that the scheduler would otherwise hand the P to another
 // thread during many of them, at the cost of a context switch each.
-func tryWrite(rc syscall.RawConn, b []byte) (int, error) {
-	n := 0
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[n])), uintptr(len(b)-n))
-			switch {
-			case e == syscall.EINTR:
-			case e == syscall.EAGAIN:
-				werr = errWouldBlock
-				return true
-			case e != 0:
-				werr = e
-				return true
-			case int(m) <= 0:
-				werr = io.ErrShortWrite
-				return true
-			default:
-				n += int(m)
-			}
-		}
-		return true
-	})
+func (w *rawWriter) tryWrite(b []byte) (int, error) {
+	w.b, w.n, w.err = b, 0, nil
+	err := w.rc.Write(w.fn)
+	n := w.n
 	if err == nil {
-		err = werr
+		err = w.err
 	}
+	w.b, w.err = nil, nil
 	return n, err
+}
+
+func (w *rawWriter) write(fd uintptr) bool {
+	for w.n < len(w.b) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.b[w.n])), uintptr(len(w.b)-w.n))
+		switch {
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
+			w.err = errWouldBlock
+			return true
+		case e != 0:
+			w.err = e
+			return true
+		case int(m) <= 0:
+			w.err = io.ErrShortWrite
+			return true
+		default:
+			w.n += int(m)
+		}
+	}
+	return true
 }

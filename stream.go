@@ -96,7 +96,7 @@ type stream struct {
 	// The connection: parked (conn set; raw for non-blocking writes when
 	// the connection allows them) or held (w set).
 	conn    net.Conn
-	raw     syscall.RawConn
+	raw     *rawWriter // nil: no non-blocking writes (TLS)
 	chunked bool // parked HTTP/1.1 stream: the body goes in chunks
 	w       http.ResponseWriter
 	rc      *http.ResponseController
@@ -161,8 +161,8 @@ func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	s.conn = c
 	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
+		if rc, err := sc.SyscallConn(); err == nil {
+			s.raw = newRawWriter(rc)
 		}
 	}
 	s.closers.Store(2)
@@ -516,7 +516,7 @@ func (s *stream) flush(mayBlock bool) (handed bool, err error) {
 		n := 0
 		err = errWouldBlock
 		if s.raw != nil {
-			n, err = tryWrite(s.raw, b)
+			n, err = s.raw.tryWrite(b)
 		}
 		if err == errWouldBlock {
 			rest := b[n:]
