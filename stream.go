@@ -97,7 +97,7 @@ type stream struct {
 	// the connection allows them) or held (w set).
 	conn    net.Conn
 	raw     *rawWriter // nil: no non-blocking writes (TLS)
-	chunked bool // parked HTTP/1.1 stream: the body goes in chunks
+	chunked bool       // parked HTTP/1.1 stream: the body goes in chunks
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	signal  chan struct{} // held: wakes the handler's goroutine
