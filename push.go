@@ -438,9 +438,10 @@ func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 // channel had when it was published (across every Hub sharing the store).
 // msg supplies Data, ContentType and EventName and must not be modified
 // afterwards. Publish returns once the message is stored and handed to this
-// Hub's subscribers: the calling goroutine writes it to a channel's first 64
-// streaming subscribers itself (a non-blocking write each) and leaves more to
-// a sweep goroutine; it never waits for a subscriber to read.
+// Hub's subscribers: the calling goroutine writes it to the streaming
+// subscribers of a channel that has at most 64 (a non-blocking write each)
+// and leaves a larger channel's to a sweep goroutine; it never waits for a
+// subscriber to read.
 func (h *Hub) Publish(ctx context.Context, channel string, msg *Message) (*Message, int, error) {
 	stored, info, err := h.publish(ctx, channel, msg)
 	return stored, info.Subscribers, err
