@@ -167,3 +167,20 @@ func skipHeld(t *testing.T) {
 		t.Skip("-push.held: the spec tests run without Hub.Listener")
 	}
 }
+
+// A publisher more than sweepAhead messages ahead of its channel's sweep
+// waits for the sweep's pass to end; one within it, or with no sweep, does
+// not wait.
+func TestPublisherKeepsPaceWithSweep(t *testing.T) {
+	hc := &hubChannel{}
+	assert.False(t, hc.keepPace(context.Background()), "no sweep")
+	pass := make(chan struct{})
+	hc.sweeping, hc.pass, hc.behind = true, pass, sweepAhead
+	assert.False(t, hc.keepPace(context.Background()), "within sweepAhead")
+
+	hc.behind = sweepAhead + 1
+	done := make(chan bool)
+	go func() { done <- hc.keepPace(context.Background()) }()
+	close(pass) // the pass ends
+	assert.True(t, <-done, "ahead of the sweep: waited for the pass")
+}

@@ -86,8 +86,10 @@ type hubChannel struct {
 
 	lmu       sync.Mutex
 	listeners []listener // streams to wake on every change
-	sweeping  bool       // a goroutine is waking the listeners
-	again     bool       // the channel changed during the sweep
+	sweeping  bool          // a goroutine is waking the listeners
+	again     bool          // the channel changed during the sweep's pass
+	pass      chan struct{} // closed at the end of the sweep's pass
+	behind    int           // changes since the pass started
 }
 
 // A listener is a stream waiting on a channel: channel i of its
@@ -258,6 +260,7 @@ func (hc *hubChannel) wake() {
 		return
 	case hc.sweeping:
 		hc.again = true
+		hc.behind++
 		hc.lmu.Unlock()
 		return
 	case n > inlineFanOut:
@@ -288,18 +291,53 @@ func (hc *hubChannel) sweep() {
 			hc.lmu.Unlock()
 			return
 		}
-		hc.again = false
+		hc.again, hc.behind = false, 0
+		pass := make(chan struct{})
+		hc.pass = pass
 		ls := append((*bp)[:0], hc.listeners...)
 		hc.lmu.Unlock()
 		fanOut(ls)
+		close(pass)
 		clear(ls)
 		*bp = ls[:0]
 	}
 }
 
+// A publisher may run sweepAhead messages ahead of its channel's sweep:
+// a publish that finds more waits for the sweep's pass to end (at most
+// sweepWait). A subscriber reached late in a pass gets everything published
+// meanwhile in one write, which is what makes a busy channel cheap per
+// delivery; the bound keeps what a fast publisher queues, and so the latency
+// of its messages, to about one pass.
+const (
+	sweepAhead = 1
+	sweepWait  = time.Second
+)
+
+// keepPace makes a publisher that is more than sweepAhead messages ahead
+// of the channel's sweep wait for its pass to end (or ctx, or sweepWait).
+// It reports whether it had to wait.
+func (hc *hubChannel) keepPace(ctx context.Context) bool {
+	hc.lmu.Lock()
+	if !hc.sweeping || hc.behind <= sweepAhead {
+		hc.lmu.Unlock()
+		return false
+	}
+	pass := hc.pass
+	hc.lmu.Unlock()
+	t := time.NewTimer(sweepWait)
+	defer t.Stop()
+	select {
+	case <-pass:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return true
+}
+
 // fanOut wakes the streams of ls.
 func fanOut(ls []listener) {
-	workers := min(runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
+	workers := min(runtime.NumCPU(), runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
 		for _, l := range ls {
 			l.s.wake()
@@ -462,6 +500,13 @@ func (h *Hub) publish(ctx context.Context, channel string, msg *Message) (*Messa
 		return nil, ChannelInfo{}, err
 	}
 	h.published.Add(1)
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	hc := sh.channels[channel]
+	sh.mu.RUnlock()
+	if hc != nil {
+		hc.keepPace(ctx)
+	}
 	return stored, info, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,22 @@ type config struct {
 }
 
 func main() {
+	atLeastTwoPs()
 	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// atLeastTwoPs runs Go code on two Ps even when the process may use one CPU
+// (taskset, a one-core container), unless GOMAXPROCS says otherwise. A
+// sweep writing a message to thousands of subscribers keeps its P busy for
+// a hundred milliseconds; with one P, a publish or a new subscriber waiting
+// on the network would be read only when Go preempts the sweep and polls
+// the network, 10-20 ms later, and the Hub could not pace a fast publisher
+// to its subscribers. With a second P its thread waits in the network
+// poller and the kernel runs it at once. The CPU used does not change.
+func atLeastTwoPs() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 }
 
 // run is main without os.Exit: it returns the process's exit code, 2 for
