@@ -478,8 +478,10 @@ func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 // afterwards. Publish returns once the message is stored and handed to this
 // Hub's subscribers: the calling goroutine writes it to the streaming
 // subscribers of a channel that has at most 64 (a non-blocking write each)
-// and leaves a larger channel's to a sweep goroutine; it never waits for a
-// subscriber to read.
+// and leaves a larger channel's to a sweep goroutine. A publisher that is
+// more than one message ahead of that sweep waits for the sweep's pass to
+// end (at most a second), so a fast publisher is paced by the fan-out.
+// Publish never waits for a subscriber to read.
 func (h *Hub) Publish(ctx context.Context, channel string, msg *Message) (*Message, int, error) {
 	stored, info, err := h.publish(ctx, channel, msg)
 	return stored, info.Subscribers, err
