@@ -280,7 +280,7 @@ func (hc *hubChannel) wake() {
 var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
 
 // sweep wakes every listening stream until the channel stops changing:
-// on several cores, in up to GOMAXPROCS goroutines.
+// with one goroutine per CPU the process may use.
 func (hc *hubChannel) sweep() {
 	bp := listenerBufs.Get().(*[]listener)
 	defer listenerBufs.Put(bp)
