@@ -85,7 +85,7 @@ type hubChannel struct {
 	state atomic.Pointer[channelState]
 
 	lmu       sync.Mutex
-	listeners []listener // streams to wake on every change
+	listeners []listener    // streams to wake on every change
 	sweeping  bool          // a goroutine is waking the listeners
 	again     bool          // the channel changed during the sweep's pass
 	pass      chan struct{} // closed at the end of the sweep's pass
