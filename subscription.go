@@ -242,12 +242,20 @@ func (s *Subscription) read(ctx context.Context, i int, st *channelState) ([]*Me
 	}
 	if !s.started[i] {
 		s.started[i] = true
-		if at.IsZero() && len(b.Messages) == 0 {
+		switch {
+		case !at.IsZero():
+		case len(b.Messages) == 0:
 			// Nothing buffered: start after the newest message when we
 			// were counted, so the window does not replay what was
 			// published before we came, nor lose what came since.
 			s.pos[i] = s.from[i]
 			at = s.from[i]
+		case b.Messages[0].ID.Compare(s.from[i]) > 0 && st.epoch == s.epochs[i] && s.from[i].Compare(st.trimmed) >= 0:
+			// What was buffered when we were counted is gone, and so may be
+			// some of what came since (a burst before this first read,
+			// longer than the buffer): the window has all of that.
+			s.pos[i] = s.from[i]
+			return s.after(w, s.from[i]), nil
 		}
 	}
 	if b.Missed && !at.IsZero() {

@@ -70,3 +70,27 @@ func TestBurstLongerThanBufferReachesWaitingSubscriber(t *testing.T) {
 	}
 	require.False(t, sub.Missed())
 }
+
+// A subscriber counted before a burst longer than the buffer, whose first
+// read comes after it (a stream still finishing its handshake), gets the
+// whole burst from the Hub's window, not only what the buffer still holds.
+func TestFirstReadAfterBurstLongerThanBuffer(t *testing.T) {
+	h := New(Options{MessageBufferLength: 10})
+	defer h.Shutdown(context.Background())
+	ctx := context.Background()
+	h.Publish(ctx, "burst", &Message{Data: []byte("before")}) // buffered when counted: not replayed
+	sub, err := h.Subscribe(ctx, []string{"burst"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	for i := range 50 {
+		_, _, err := h.Publish(ctx, "burst", &Message{Data: []byte(fmt.Sprint("m", i))})
+		require.NoError(t, err)
+	}
+	for i := range 50 {
+		m, err := sub.TryNext(ctx)
+		require.NoError(t, err)
+		require.NotNil(t, m, "message %d", i)
+		require.Equal(t, fmt.Sprint("m", i), string(m.Data))
+	}
+	require.False(t, sub.Missed())
+}
