@@ -160,6 +160,9 @@ func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 // goroutine of its own. The stream owns sub and c from then on.
 func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	s.conn = c
+	if hc, ok := c.(*hubConn); ok && !s.oneShot {
+		s.hub.conns.CompareAndDelete(hc.key, hc) // it will not serve HTTP again
+	}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			s.raw = newRawWriter(rc)
