@@ -99,7 +99,9 @@ func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback 
 	}
 }
 
-// parkAfter: a long-poll answered within it marks its connection busy.
+// parkAfter: a long-poll answered within parkAfter of its request marks
+// its connection busy, and the next long-poll on a busy connection waits
+// that long in its handler before it parks.
 const parkAfter = 250 * time.Millisecond
 
 // parkable returns the Listener's connection of r if a long-poll of r can
