@@ -338,6 +338,7 @@ func (s *stream) step(mayBlock bool) bool {
 			break
 		}
 		if handed, err := s.flush(mayBlock); handed {
+			s.events.Or(ev & evTimer) // not handled yet: the new owner does it
 			return true
 		} else if err != nil {
 			s.finish(&connError{err}, mayBlock)
