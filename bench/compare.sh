@@ -21,10 +21,11 @@
 #   -pushd-src  the module tree to build pushd from (default: this checkout)
 #   -out      where results.jsonl, logs and the table go (default: a temp dir)
 #   -only     comma-separated labels to run: idle-ws,idle-lp,fanout-ws,pubrate,lp10,hold
+#   -no-warmup  skip the discarded warm-up round (one idle-ws run per server)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=10000 R=3 M=100 HOLD=19000 PUBTIME=5s PUSHD_SRC=$ROOT OUT="" ONLY=""
+N=10000 R=3 M=100 HOLD=19000 PUBTIME=5s PUSHD_SRC=$ROOT OUT="" ONLY="" WARMUP=1
 PUSHD_PORT=${PUSHD_PORT:-18080} NCHAN_PORT=${NCHAN_PORT:-18081}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -37,6 +38,7 @@ while [ $# -gt 0 ]; do
 	-pushd-src) PUSHD_SRC=$(cd "$2" && pwd); shift 2 ;;
 	-out) OUT=$2; shift 2 ;;
 	-only) ONLY=$2; shift 2 ;;
+	-no-warmup) WARMUP=0; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare.sh: unknown option $1 (see -h)" >&2; exit 2 ;;
 	esac
@@ -192,6 +194,9 @@ run() {
 		-pub "http://127.0.0.1:$port/pub?id={ch}" -sub "http://127.0.0.1:$port/sub?id={ch}" \
 		"$@" 2>>"$OUT/pushload.log") || true
 	stop_server
+	if [ "$label" = warmup ]; then
+		return # discarded
+	fi
 	if [ -n "$line" ]; then
 		echo "$line" >>"$RESULTS"
 		echo "$line" | "$PUSHLOAD" report | tail -n +3 >&2 || true
@@ -210,6 +215,14 @@ if awk -v l="${START_LOAD%% *}" 'BEGIN { exit !(l > 1.0) }'; then
 	log "warning: the machine is busy (load average ${START_LOAD%% *}); figures will be noisy"
 fi
 log "N=$N R=$R M=$M hold=$HOLD pubtime=$PUBTIME; results in $RESULTS"
+# A warm-up round, discarded: the first run after the builds is often slow
+# for either server (in four comparisons the first idle-ws run of pushd took
+# 175-247 ms where the others took 105-163 ms).
+if [ "$WARMUP" -gt 0 ]; then
+	for server in pushd nchan; do
+		run warmup $server -mode idle -transport ws -n "$N" -settle 0s
+	done
+fi
 for rep in $(seq "$R"); do
 	for server in pushd nchan; do
 		if wanted idle-ws; then run idle-ws $server -mode idle -transport ws -n "$N"; fi
