@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/internal/wiretest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -109,17 +110,8 @@ func readMeta(ctx context.Context, conn *websocket.Conn) (event, error) {
 	if err != nil {
 		return event{}, err
 	}
-	head, data, ok := strings.Cut(string(b), "\n\n")
-	if !ok {
-		return event{}, fmt.Errorf("ws+meta frame without its blank line: %q", b)
-	}
-	e := event{data: data}
-	for _, line := range strings.Split(head, "\n") {
-		if v, ok := strings.CutPrefix(line, "id: "); ok {
-			e.id = v
-		}
-	}
-	return e, nil
+	m, err := wiretest.ParseWSMeta(b)
+	return event{m.ID, m.Data}, err
 }
 
 // stream is an open streaming HTTP answer. Reads are bounded by the
@@ -159,42 +151,11 @@ func openSSE(ctx context.Context, t *testing.T, c *http.Client, n *node, ch, las
 	return openStream(ctx, t, c, n, ch, hdr, "text/event-stream")
 }
 
-// nextSSE returns the next event of an EventSource stream (its id and its
-// data lines joined by "\n"), or, as end, a comment ":<code>: <reason>"
-// that ends the stream. Other comments are skipped.
-func (s *stream) nextSSE() (e event, end string, err error) {
-	var data []string
-	seen := false
-	for {
-		line, err := s.br.ReadString('\n')
-		if err != nil {
-			return event{}, "", err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "":
-			if seen {
-				e.data = strings.Join(data, "\n")
-				return e, "", nil
-			}
-		case line[0] == ':':
-			if len(line) > 1 && line[1] >= '0' && line[1] <= '9' {
-				return event{}, line, nil
-			}
-		default:
-			k, v, _ := strings.Cut(line, ":")
-			v = strings.TrimPrefix(v, " ")
-			switch k {
-			case "id":
-				e.id = v
-			case "data":
-				data = append(data, v)
-			default:
-				return event{}, "", fmt.Errorf("unexpected EventSource line %q", line)
-			}
-			seen = true
-		}
-	}
+// nextSSE returns the next event of an EventSource stream, or, as end, the
+// comment that ends the stream (wiretest.ReadEvent).
+func (s *stream) nextSSE() (event, string, error) {
+	m, end, err := wiretest.ReadEvent(s.br)
+	return event{m.ID, m.Data}, end, err
 }
 
 // multipart is a multipart/mixed stream after its first delimiter.

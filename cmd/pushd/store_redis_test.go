@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pushhub/push/internal/wiretest"
 	"github.com/pushhub/push/redisstore/redistest"
 )
 
@@ -149,17 +150,8 @@ func readWSMeta(ctx context.Context, c *websocket.Conn) (streamed, error) {
 	if err != nil {
 		return streamed{}, err
 	}
-	head, data, ok := strings.Cut(string(b), "\n\n")
-	if !ok {
-		return streamed{}, fmt.Errorf("ws+meta frame without its blank line: %q", b)
-	}
-	m := streamed{data: data}
-	for _, line := range strings.Split(head, "\n") {
-		if v, ok := strings.CutPrefix(line, "id: "); ok {
-			m.id = v
-		}
-	}
-	return m, nil
+	m, err := wiretest.ParseWSMeta(b)
+	return streamed{m.ID, m.Data}, err
 }
 
 // eventSource is an open EventSource stream; reads are bounded by the
@@ -189,42 +181,11 @@ func openEventSource(ctx context.Context, t *testing.T, url, lastEventID string)
 	return &eventSource{bufio.NewReader(resp.Body)}
 }
 
-// next returns the next event (its id and data lines joined by "\n"), or,
-// as end, a comment ":<code>: <reason>" that ends the stream. Other
-// comments are skipped.
-func (s *eventSource) next() (m streamed, end string, err error) {
-	var data []string
-	seen := false
-	for {
-		line, err := s.br.ReadString('\n')
-		if err != nil {
-			return streamed{}, "", err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "":
-			if seen {
-				m.data = strings.Join(data, "\n")
-				return m, "", nil
-			}
-		case line[0] == ':':
-			if len(line) > 1 && line[1] >= '0' && line[1] <= '9' {
-				return streamed{}, line, nil
-			}
-		default:
-			k, v, _ := strings.Cut(line, ":")
-			v = strings.TrimPrefix(v, " ")
-			switch k {
-			case "id":
-				m.id = v
-			case "data":
-				data = append(data, v)
-			default:
-				return streamed{}, "", fmt.Errorf("unexpected EventSource line %q", line)
-			}
-			seen = true
-		}
-	}
+// next returns the next event, or, as end, the comment that ends the
+// stream (wiretest.ReadEvent).
+func (s *eventSource) next() (streamed, string, error) {
+	m, end, err := wiretest.ReadEvent(s.br)
+	return streamed{m.ID, m.Data}, end, err
 }
 
 // TestRedisUnreachableExits1: pushd with -redis naming no server refuses to
