@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -356,5 +357,86 @@ func BenchmarkMemoryStoreMessages(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkPublishKeepAlive publishes 64-byte messages over one keep-alive
+// loopback connection through an http.Server on Hub.Listener: "net-http"
+// has every request read by net/http, "direct" sets ListenerPublishPath so
+// the Hub reads them after the first. The client writes and reads raw
+// bytes with reused buffers, so allocs/op are the server's.
+func BenchmarkPublishKeepAlive(b *testing.B) {
+	for _, direct := range []bool{false, true} {
+		name := "net-http"
+		if direct {
+			name = "direct"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := Options{}
+			if direct {
+				opts.ListenerPublishPath = "/pub"
+			}
+			h := bnHub(b, opts)
+			mux := http.NewServeMux()
+			mux.Handle("/pub", h.PublishHandler())
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := &http.Server{Handler: mux}
+			go srv.Serve(h.Listener(ln))
+			b.Cleanup(func() { srv.Close() })
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("POST /pub?id=bench HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n" +
+				strings.Repeat("x", 64))
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if err := bnReadResponse(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// bnReadResponse reads one 202 response with a Content-Length from c.
+func bnReadResponse(c net.Conn, buf []byte) error {
+	n := 0
+	for {
+		m, err := c.Read(buf[n:])
+		if err != nil {
+			return err
+		}
+		n += m
+		end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+		if end < 0 {
+			continue
+		}
+		if !bytes.HasPrefix(buf, []byte("HTTP/1.1 202 ")) {
+			return fmt.Errorf("answer %q", buf[:n])
+		}
+		i := bytes.Index(buf[:end], []byte("Content-Length: "))
+		if i < 0 {
+			return fmt.Errorf("no Content-Length in %q", buf[:end])
+		}
+		length := 0
+		for _, ch := range buf[i+16 : end] {
+			if ch < '0' || ch > '9' {
+				break
+			}
+			length = length*10 + int(ch-'0')
+		}
+		if n >= end+4+length {
+			return nil
+		}
 	}
 }

@@ -35,6 +35,17 @@ var infoMediaTypes = []struct {
 	{"text/x-yaml", infoYAML},
 }
 
+// infoContentType holds the Content-Type header value of each media type
+// of infoMediaTypes, shared by every answer (header values are not
+// modified once set).
+var infoContentType = func() map[string][]string {
+	m := make(map[string][]string, len(infoMediaTypes))
+	for _, t := range infoMediaTypes {
+		m[t.mediaType] = []string{t.mediaType}
+	}
+	return m
+}()
+
 // negotiateInfo picks the channel info format for an Accept header: the
 // supported media type with the highest quality (the first on ties); plain
 // text when none is named.
@@ -73,6 +84,11 @@ func negotiateInfo(accept string) (infoFormat, string) {
 
 // formatInfo encodes info in format f; requested is computed at now.
 func formatInfo(info ChannelInfo, f infoFormat, now time.Time) []byte {
+	return appendInfo(make([]byte, 0, 128), info, f, now)
+}
+
+// appendInfo appends info encoded in format f to b.
+func appendInfo(b []byte, info ChannelInfo, f infoFormat, now time.Time) []byte {
 	requested := int64(-1)
 	if !info.LastRequested.IsZero() {
 		requested = int64(now.Sub(info.LastRequested) / time.Second)
@@ -80,32 +96,45 @@ func formatInfo(info ChannelInfo, f infoFormat, now time.Time) []byte {
 			requested = 0
 		}
 	}
-	msgs := strconv.Itoa(info.Messages)
-	req := strconv.FormatInt(requested, 10)
-	subs := strconv.Itoa(info.Subscribers)
-	last := info.LastMessageID.String()
-	var s string
+	msgs, subs := int64(info.Messages), int64(info.Subscribers)
 	switch f {
 	case infoJSON:
-		s = `{"messages": ` + msgs + `, "requested": ` + req + `, "subscribers": ` + subs + `, "last_message_id": "` + last + `"}`
+		b = append(b, `{"messages": `...)
+		b = strconv.AppendInt(b, msgs, 10)
+		b = append(b, `, "requested": `...)
+		b = strconv.AppendInt(b, requested, 10)
+		b = append(b, `, "subscribers": `...)
+		b = strconv.AppendInt(b, subs, 10)
+		b = append(b, `, "last_message_id": "`...)
+		b = info.LastMessageID.appendText(b)
+		return append(b, `"}`...)
 	case infoXML:
-		s = "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n" +
-			"  <messages>" + msgs + "</messages>\r\n" +
-			"  <requested>" + req + "</requested>\r\n" +
-			"  <subscribers>" + subs + "</subscribers>\r\n" +
-			"  <last_message_id>" + last + "</last_message_id>\r\n" +
-			"</channel>\r\n"
+		b = append(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n  <messages>"...)
+		b = strconv.AppendInt(b, msgs, 10)
+		b = append(b, "</messages>\r\n  <requested>"...)
+		b = strconv.AppendInt(b, requested, 10)
+		b = append(b, "</requested>\r\n  <subscribers>"...)
+		b = strconv.AppendInt(b, subs, 10)
+		b = append(b, "</subscribers>\r\n  <last_message_id>"...)
+		b = info.LastMessageID.appendText(b)
+		return append(b, "</last_message_id>\r\n</channel>\r\n"...)
 	case infoYAML:
-		s = "---\r\n" +
-			"messages: " + msgs + "\r\n" +
-			"requested: " + req + "\r\n" +
-			"subscribers: " + subs + "\r\n" +
-			"last_message_id: \"" + last + "\"\r\n"
-	default:
-		s = "queued messages: " + msgs + "\r\n" +
-			"last requested: " + req + " sec. ago\r\n" +
-			"active subscribers: " + subs + "\r\n" +
-			"last message id: " + last
+		b = append(b, "---\r\nmessages: "...)
+		b = strconv.AppendInt(b, msgs, 10)
+		b = append(b, "\r\nrequested: "...)
+		b = strconv.AppendInt(b, requested, 10)
+		b = append(b, "\r\nsubscribers: "...)
+		b = strconv.AppendInt(b, subs, 10)
+		b = append(b, "\r\nlast_message_id: \""...)
+		b = info.LastMessageID.appendText(b)
+		return append(b, "\"\r\n"...)
 	}
-	return []byte(s)
+	b = append(b, "queued messages: "...)
+	b = strconv.AppendInt(b, msgs, 10)
+	b = append(b, "\r\nlast requested: "...)
+	b = strconv.AppendInt(b, requested, 10)
+	b = append(b, " sec. ago\r\nactive subscribers: "...)
+	b = strconv.AppendInt(b, subs, 10)
+	b = append(b, "\r\nlast message id: "...)
+	return info.LastMessageID.appendText(b)
 }

@@ -130,6 +130,20 @@ type Options struct {
 	// client, in bytes; a larger one closes the connection with 1009. 0
 	// means MaxMessageSize.
 	WebSocketReadLimit int64
+
+	// ListenerPublishPath is the URL path where the app mounts
+	// PublishHandler (for example "/pub"), for connections accepted by
+	// Hub.Listener. Once a request for this path has reached
+	// PublishHandler over such a keep-alive connection, the Hub reads that
+	// connection's following requests itself and serves those for this
+	// path without the http.Server's per-request work (a publish then costs
+	// about a third of the CPU); any other request, and the connection
+	// once idle for a second, goes back to the http.Server. Requests served
+	// this way do not pass through middleware wrapped around
+	// PublishHandler, nor through the server's ConnState, timeouts or
+	// logging: authorize publishers with AuthorizePublish, which sees them
+	// all. Empty: every request is served by the http.Server.
+	ListenerPublishPath string
 }
 
 // Transport is a set of subscriber transports, for Options.Transports.

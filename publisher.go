@@ -25,6 +25,15 @@ const publisherAllow = "GET, POST, PUT, DELETE, OPTIONS"
 func (h *Hub) PublishHandler() http.Handler { return http.HandlerFunc(h.servePublish) }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	if h.takeOverPublisher(w, r) {
+		return
+	}
+	h.servePublishRequest(w, r)
+}
+
+// servePublishRequest answers one publisher request, read by net/http or
+// by a directConn.
+func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	cors := h.checkOrigin(r)
 	if cors == originRefused {
 		writeText(w, http.StatusForbidden, "Origin not allowed.")
@@ -46,9 +55,8 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusMethodNotAllowed, "Method not allowed: use "+publisherAllow+".")
 		return
 	}
-	query := r.URL.Query()
-	callback := query.Get("callback")
-	if _, ok := query["callback"]; ok && !validCallback(callback) {
+	callback, ok := queryValue(r.URL.RawQuery, "callback")
+	if ok && !validCallback(callback) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
@@ -97,12 +105,14 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 // readMessage reads the request body as a message, enforcing MaxMessageSize.
 func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, error) {
 	max := h.opts.MaxMessageSize
-	tooLarge := &HTTPError{StatusCode: http.StatusRequestEntityTooLarge,
-		Message: "Message too large: the limit is " + strconv.FormatInt(max, 10) + " bytes."}
-	if r.ContentLength > max {
-		return nil, tooLarge
+	tooLarge := func() error {
+		return &HTTPError{StatusCode: http.StatusRequestEntityTooLarge,
+			Message: "Message too large: the limit is " + strconv.FormatInt(max, 10) + " bytes."}
 	}
-	event := r.Header.Get("X-EventSource-Event")
+	if r.ContentLength > max {
+		return nil, tooLarge()
+	}
+	event := headerValue(r.Header, "X-Eventsource-Event")
 	if strings.ContainsAny(event, "\r\n") {
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "X-EventSource-Event must be one line."}
 	}
@@ -121,7 +131,7 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
 	}
@@ -163,10 +173,13 @@ func (h *Hub) answerPublisher(w http.ResponseWriter, r *http.Request, callback s
 		writeError(w, err)
 		return
 	}
-	format, mediaType := negotiateInfo(r.Header.Get("Accept"))
+	format, mediaType := negotiateInfo(headerValue(r.Header, "Accept"))
 	body := formatInfo(info, format, time.Now())
-	w.Header().Set("Content-Type", mediaType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	hd := w.Header()
+	hd["Content-Type"] = infoContentType[mediaType]
+	if r.Method == http.MethodHead { // else the server counts the body
+		hd.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)

@@ -25,7 +25,7 @@ func (h *Hub) channelIDs(r *http.Request) ([]string, error) {
 			return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: err.Error()}
 		}
 	} else {
-		ids = r.URL.Query()["id"]
+		ids = queryValues(r.URL.RawQuery, "id")
 	}
 	if len(ids) == 0 || (len(ids) == 1 && ids[0] == "") {
 		return nil, errNoChannelID
@@ -168,4 +168,63 @@ func authError(err error) error {
 		return he
 	}
 	return &HTTPError{StatusCode: http.StatusForbidden, Message: err.Error()}
+}
+
+// queryValues returns the values of key in the raw query, as
+// url.ParseQuery would (pairs holding a semicolon or a bad escape are
+// skipped), without building the whole map: nil if key is absent.
+func queryValues(raw, key string) []string {
+	var vs []string
+	for {
+		v, rest, ok := nextQueryValue(raw, key)
+		if !ok {
+			return vs
+		}
+		vs, raw = append(vs, v), rest
+	}
+}
+
+// queryValue returns the first value of key in the raw query and whether
+// key is present, as url.Values.Get and a map lookup would.
+func queryValue(raw, key string) (string, bool) {
+	v, _, ok := nextQueryValue(raw, key)
+	return v, ok
+}
+
+// nextQueryValue finds the next value of key in the raw query; rest is
+// the query after it.
+func nextQueryValue(raw, key string) (value, rest string, ok bool) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k != key {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
+				continue
+			}
+		}
+		if strings.ContainsAny(v, "%+") {
+			var err error
+			if v, err = url.QueryUnescape(v); err != nil {
+				continue
+			}
+		}
+		return v, raw, true
+	}
+	return "", "", false
+}
+
+// headerValue is hd.Get(key) for a key already in canonical form: no
+// canonicalization (which allocates for keys like X-EventSource-Event).
+func headerValue(hd http.Header, key string) string {
+	if vs := hd[key]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }

@@ -47,6 +47,12 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !*specHeld && opts.ListenerPublishPath == "" {
+		// Publishers' keep-alive connections are then read by the Hub
+		// after their first request (publisher_direct.go), so the suite
+		// checks that path's answers too.
+		opts.ListenerPublishPath = "/pub"
+	}
 	hub := New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/pub", hub.PublishHandler())

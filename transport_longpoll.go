@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -181,6 +182,7 @@ type bufferedResponse struct {
 	header http.Header
 	status int
 	body   []byte
+	head   bool // the answer to a HEAD request: no body, its length kept
 }
 
 func (w *bufferedResponse) Header() http.Header { return w.header }
@@ -198,7 +200,9 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 }
 
 // appendTo appends the answer as an HTTP/1.1 response with a
-// Content-Length, so the connection can be kept alive.
+// Content-Length, so the connection can be kept alive. Like net/http, it
+// sniffs the Content-Type of a body that has none (unless the header maps
+// Content-Type to nil).
 func (w *bufferedResponse) appendTo(b []byte) []byte {
 	w.WriteHeader(http.StatusOK)
 	b = append(b, "HTTP/1.1 "...)
@@ -206,18 +210,47 @@ func (w *bufferedResponse) appendTo(b []byte) []byte {
 	b = append(b, ' ')
 	b = append(b, http.StatusText(w.status)...)
 	b = append(b, "\r\nDate: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = appendDate(b)
 	b = append(b, "\r\n"...)
-	if w.status != http.StatusNotModified && w.status != http.StatusNoContent {
-		w.header.Set("Content-Length", strconv.Itoa(len(w.body)))
-	} else {
-		w.header.Del("Content-Length")
-		w.body = nil
+	body := w.body
+	switch {
+	case w.status == http.StatusNotModified || w.status == http.StatusNoContent || w.status < 200:
+		delete(w.header, "Content-Length")
+		body = nil
+	case w.head:
+		body = nil // a Content-Length set by the handler stays
+	default:
+		delete(w.header, "Content-Length")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+		if _, ok := w.header["Content-Type"]; !ok && len(body) > 0 {
+			w.header.Set("Content-Type", http.DetectContentType(body))
+		}
 	}
 	b = appendHeader(b, w.header)
 	b = append(b, "\r\n"...)
-	return append(b, w.body...)
+	return append(b, body...)
 }
+
+// appendDate appends the current time as an HTTP date; the text is made
+// once per second.
+func appendDate(b []byte) []byte {
+	now := time.Now().Unix()
+	if d := lastDate.Load(); d != nil && d.unix == now {
+		return append(b, d.text...)
+	}
+	d := &httpDate{unix: now, text: time.Unix(now, 0).UTC().AppendFormat(nil, http.TimeFormat)}
+	lastDate.Store(d)
+	return append(b, d.text...)
+}
+
+type httpDate struct {
+	unix int64
+	text []byte
+}
+
+var lastDate atomic.Pointer[httpDate]
 
 // writeAnswer writes a 200 long-poll answer with body under the write
 // deadline, flushes it, and clears the deadline (the connection may be

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,9 +138,27 @@ func wsUpgrade(w http.ResponseWriter, r *http.Request, protocols ...string) (net
 
 // appendHeader appends hd in wire format.
 func appendHeader(b []byte, hd http.Header) []byte {
-	var buf bytes.Buffer
-	hd.Write(&buf)
-	return append(b, buf.Bytes()...)
+	var small [16]string
+	keys := small[:0]
+	for k := range hd {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range hd[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for i := 0; i < len(v); i++ { // as http.Header.Write: no line breaks
+				if c := v[i]; c == '\r' || c == '\n' {
+					b = append(b, ' ')
+				} else {
+					b = append(b, c)
+				}
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
 }
 
 // appendWSHeader appends the header of an unmasked final frame.

@@ -1,0 +1,472 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Publishers served directly (Options.ListenerPublishPath).
+//
+// net/http spends most of a small publish's CPU on its own per-request
+// work: a request context, a background read that watches for the client
+// going away, deadlines set twice, a chunk writer, header parsing into
+// fresh maps. A publisher's keep-alive connection that reached
+// PublishHandler at ListenerPublishPath is therefore taken over by the Hub
+// (hijacked, as a parked long-poll is), and its following requests are
+// read here: each is parsed into an *http.Request and answered by the same
+// servePublishRequest through a bufferedResponse, so the publisher
+// endpoint's behaviour is one code path whichever side read the request.
+// Only the plain case is read here: an HTTP/1.1 request for the path, with
+// a Content-Length body that fits the buffer and no Expect, Upgrade or
+// Transfer-Encoding. Anything else, and a connection idle for directIdle,
+// goes back to the http.Server through the Listener with the bytes read so
+// far, and net/http answers it as it always does.
+
+const (
+	// directBufferSize bounds one request read here: request line,
+	// headers and body.
+	directBufferSize = 8 << 10
+	// directIdle: a connection that sends nothing for about this long is
+	// given back to the http.Server (its idle timeout then applies).
+	directIdle = time.Second
+)
+
+var directBuffers = sync.Pool{New: func() any { b := make([]byte, directBufferSize); return &b }}
+
+// directConn is a publisher connection taken over by the Hub.
+type directConn struct {
+	h        *Hub
+	c        *hubConn
+	template *http.Request // the first request: context, RemoteAddr, Pattern
+	bufp     *[]byte
+	start, n int // unread bytes are buf[start:n]
+	out      []byte
+	w        bufferedResponse
+	body     bodyReader
+	deadline time.Time // the read deadline last set
+	// writeDeadline is the write deadline last set (Options.WriteTimeout).
+	writeDeadline time.Time
+}
+
+// takeOverPublisher serves r, and the following requests on its
+// connection, directly, if r is a publisher request that may be: it
+// reports whether it did (and r is answered).
+func (h *Hub) takeOverPublisher(w http.ResponseWriter, r *http.Request) bool {
+	if h.opts.ListenerPublishPath == "" || r.URL.Path != h.opts.ListenerPublishPath || r.URL.RawPath != "" ||
+		r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
+		len(r.TransferEncoding) > 0 || r.ContentLength < 0 || r.ContentLength > directBufferSize ||
+		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" || h.isClosing() {
+		return false
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if c, _ := h.conns.Load(connKey(local, r.RemoteAddr)); c == nil {
+		return false
+	}
+	var data []byte
+	if r.ContentLength > 0 {
+		data = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, data); err != nil {
+			writeText(w, http.StatusBadRequest, "Reading the message body failed: "+err.Error())
+			return true
+		}
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		r.Body = io.NopCloser(bytes.NewReader(data)) // served by net/http after all
+		return false
+	}
+	hc, ok := c.(*hubConn)
+	if !ok { // cannot happen: the connection was found among the Listener's
+		c.Close()
+		return true
+	}
+	d := &directConn{h: h, c: hc, template: r, bufp: directBuffers.Get().(*[]byte)}
+	d.w.header = make(http.Header)
+	if n := brw.Reader.Buffered(); n > 0 { // a pipelined request
+		b, _ := brw.Reader.Peek(n)
+		d.n = copy(*d.bufp, b)
+	}
+	stop := context.AfterFunc(h.stopping, func() { hc.SetReadDeadline(aLongTimeAgo) })
+	defer stop()
+	d.body.b = data
+	r.Body = &d.body
+	d.answer(r)
+	d.serve()
+	return true
+}
+
+// aLongTimeAgo is a deadline in the past: it interrupts a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// serve reads and answers requests until the connection ends or is given
+// back.
+func (d *directConn) serve() {
+	for {
+		buf := *d.bufp
+		for {
+			r, size, verdict := d.parse(buf[d.start:d.n])
+			if verdict == requestIncomplete {
+				break
+			}
+			if verdict == requestNotOurs {
+				d.giveBack()
+				return
+			}
+			d.answer(r)
+			d.start += size
+			if r.Close {
+				d.flush()
+				d.close()
+				return
+			}
+		}
+		if !d.flush() {
+			d.close()
+			return
+		}
+		if d.start > 0 { // keep the unread bytes at the front
+			d.n = copy(buf, buf[d.start:d.n])
+			d.start = 0
+		}
+		if d.n == len(buf) { // a request larger than the buffer
+			d.giveBack()
+			return
+		}
+		d.refreshDeadline()
+		m, err := d.c.Read(buf[d.n:])
+		d.n += m
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				d.giveBack()
+			} else {
+				d.close()
+			}
+			return
+		}
+	}
+}
+
+// refreshDeadline keeps the read deadline about directIdle ahead, setting
+// it at most every quarter of that; during Shutdown it stays in the past.
+func (d *directConn) refreshDeadline() {
+	now := time.Now()
+	if d.deadline.Sub(now) > directIdle*3/4 {
+		return
+	}
+	d.deadline = now.Add(directIdle)
+	if d.h.isClosing() {
+		d.deadline = aLongTimeAgo
+	}
+	d.c.SetReadDeadline(d.deadline)
+	if d.h.isClosing() { // Shutdown's AfterFunc may have run just before
+		d.c.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// answer serves one request and appends its answer to d.out.
+func (d *directConn) answer(r *http.Request) {
+	w := &d.w
+	clear(w.header)
+	w.status, w.body, w.head = 0, w.body[:0], r.Method == http.MethodHead
+	d.h.servePublishRequest(w, r)
+	if r.Close {
+		w.header.Set("Connection", "close")
+	}
+	d.out = w.appendTo(d.out)
+}
+
+// flush writes the answers collected, under the write deadline.
+func (d *directConn) flush() bool {
+	if len(d.out) == 0 {
+		return true
+	}
+	if wt := d.h.opts.WriteTimeout; wt > 0 {
+		// The deadline is renewed when a quarter of it is spent: each
+		// write gets between three quarters of WriteTimeout and all of it.
+		if now := time.Now(); d.writeDeadline.Sub(now) < wt*3/4 {
+			d.writeDeadline = now.Add(wt)
+			d.c.SetWriteDeadline(d.writeDeadline)
+		}
+	}
+	_, err := d.c.Write(d.out)
+	d.out = d.out[:0]
+	return err == nil
+}
+
+// giveBack hands the connection to the http.Server with the bytes read
+// and not served, for net/http to read first.
+func (d *directConn) giveBack() {
+	c := d.c
+	rest := (*d.bufp)[d.start:d.n]
+	if len(rest) > 0 {
+		c.prefix = append(append([]byte(nil), rest...), c.prefix...)
+	}
+	d.release()
+	c.SetDeadline(time.Time{})
+	c.l.giveBack(c)
+}
+
+func (d *directConn) close() {
+	d.release()
+	d.c.Close()
+}
+
+func (d *directConn) release() {
+	directBuffers.Put(d.bufp)
+	d.bufp = nil
+}
+
+// The verdicts of directConn.parse.
+const (
+	requestIncomplete = iota // read more
+	requestServe             // a request to answer here
+	requestNotOurs           // give the connection to the http.Server
+)
+
+// parse reads the request at the start of b, if it is complete and one to
+// serve here; size is its length in b. Its strings are copied from b; its
+// body is b's and is read before b is reused.
+func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
+	if len(b) == 0 {
+		return nil, 0, requestIncomplete
+	}
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		return nil, 0, requestIncomplete
+	}
+	head := string(b[:end+2]) // every line with its CRLF
+	line, rest := cutLine(head)
+	method, line, ok1 := cutSpace(line)
+	target, proto, ok2 := cutSpace(line)
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || len(target) == 0 || target[0] != '/' {
+		return nil, 0, requestNotOurs
+	}
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
+	default:
+		return nil, 0, requestNotOurs
+	}
+	path, query, _ := cutByte(target, '?')
+	if path != d.h.opts.ListenerPublishPath {
+		return nil, 0, requestNotOurs
+	}
+	lines := 0
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '\n' {
+			lines++
+		}
+	}
+	dr := new(directRequest) // the request, its URL and header values: one allocation
+	hdr := make(http.Header, lines)
+	values := dr.values[:]
+	if lines > len(values) {
+		values = make([]string, lines)
+	}
+	var host string
+	hosts := 0
+	contentLength := int64(0)
+	lengths := 0
+	closeAfter := false
+	for i := 0; len(rest) > 0; i++ {
+		line, rest = cutLine(rest)
+		name, value, ok := cutByte(line, ':')
+		if !ok || !validHeaderName(name) {
+			return nil, 0, requestNotOurs
+		}
+		value = trimOWS(value)
+		if !validHeaderValue(value) {
+			return nil, 0, requestNotOurs
+		}
+		key := http.CanonicalHeaderKey(name)
+		switch key {
+		case "Host":
+			host = value
+			hosts++
+		case "Content-Length":
+			n, ok := parseContentLength(value)
+			if !ok {
+				return nil, 0, requestNotOurs
+			}
+			contentLength = n
+			lengths++
+		case "Connection":
+			for _, t := range splitTokens(value) {
+				switch {
+				case asciiEqualFold(t, "close"):
+					closeAfter = true
+				case asciiEqualFold(t, "keep-alive"):
+				default: // "upgrade", hop-by-hop header names: net/http's
+					return nil, 0, requestNotOurs
+				}
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade", "Trailer":
+			return nil, 0, requestNotOurs
+		}
+		if vs, ok := hdr[key]; ok {
+			hdr[key] = append(vs, value)
+		} else {
+			values[i] = value
+			hdr[key] = values[i : i+1 : i+1]
+		}
+	}
+	if hosts != 1 || lengths > 1 || contentLength > directBufferSize {
+		return nil, 0, requestNotOurs
+	}
+	size = end + 4 + int(contentLength)
+	if size > len(b) {
+		return nil, 0, requestIncomplete
+	}
+	r = &dr.r
+	*r = *d.template // its context, RemoteAddr and mux pattern
+	r.Method = method
+	dr.url = url.URL{Path: path, RawQuery: query}
+	r.URL = &dr.url
+	r.RequestURI = target
+	r.Header = hdr
+	r.Host = host
+	r.ContentLength = contentLength
+	r.Close = closeAfter
+	r.Form, r.PostForm, r.MultipartForm, r.Trailer, r.TransferEncoding = nil, nil, nil, nil, nil
+	d.body.b = b[end+4 : size]
+	r.Body = &d.body
+	return r, size, requestServe
+}
+
+// directRequest is a request read by a directConn, with room for its URL
+// and up to eight header values.
+type directRequest struct {
+	r      http.Request
+	url    url.URL
+	values [8]string
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// cutLine cuts s after its first CRLF.
+func cutLine(s string) (line, rest string) {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '\r' && s[i+1] == '\n' {
+			return s[:i], s[i+2:]
+		}
+	}
+	return s, ""
+}
+
+func cutSpace(s string) (before, after string, ok bool) { return cutByte(s, ' ') }
+
+func cutByte(s string, c byte) (before, after string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// trimOWS trims spaces and tabs around a header value.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// validHeaderName reports whether s is a token (RFC 9110 5.6.2).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s has no control characters but tabs.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseContentLength reads a Content-Length: decimal digits only.
+func parseContentLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
+}
+
+// splitTokens yields the comma-separated tokens of a header value.
+func splitTokens(s string) func(func(int, string) bool) {
+	return func(yield func(int, string) bool) {
+		for i := 0; s != ""; i++ {
+			var t string
+			t, s, _ = cutByte(s, ',')
+			if t = trimOWS(t); t != "" && !yield(i, t) {
+				return
+			}
+		}
+	}
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyReader is a request body held in memory.
+type bodyReader struct{ b []byte }
+
+func (br *bodyReader) Read(p []byte) (int, error) {
+	if len(br.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, br.b)
+	br.b = br.b[n:]
+	return n, nil
+}
+
+func (br *bodyReader) Close() error { return nil }

@@ -1,0 +1,302 @@
+package push
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests of publishers served directly (Options.ListenerPublishPath,
+// publisher_direct.go). The spec suite runs with it too (newSpecEnv).
+
+// dpEnv is a Hub behind an http.Server on Hub.Listener, with PublishHandler
+// at /pub and a plain handler at /other; it counts the requests net/http
+// handed to each.
+type dpEnv struct {
+	hub         *Hub
+	addr        string
+	pubRequests atomic.Int64 // requests for /pub that net/http read
+	states      chan http.ConnState
+}
+
+func newDPEnv(t *testing.T, opts Options) *dpEnv {
+	t.Helper()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	e := &dpEnv{hub: New(opts), states: make(chan http.ConnState, 1000)}
+	mux := http.NewServeMux()
+	pub := e.hub.PublishHandler()
+	mux.Handle("/pub", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.pubRequests.Add(1)
+		pub.ServeHTTP(w, r)
+	}))
+	mux.Handle("/other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "other "+r.Method)
+	}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Listener = e.hub.Listener(srv.Listener)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		select {
+		case e.states <- s:
+		default:
+		}
+	}
+	srv.Start()
+	e.addr = srv.Listener.Addr().String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), specWait)
+		defer cancel()
+		require.NoError(t, e.hub.Shutdown(ctx))
+		srv.Close()
+	})
+	return e
+}
+
+// dpConn is a raw keep-alive client connection.
+type dpConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (e *dpEnv) dial(t *testing.T) *dpConn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	c.SetDeadline(time.Now().Add(specWait))
+	t.Cleanup(func() { c.Close() })
+	return &dpConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// send writes raw request bytes.
+func (d *dpConn) send(raw string) {
+	d.t.Helper()
+	_, err := io.WriteString(d.c, raw)
+	require.NoError(d.t, err)
+}
+
+// read reads one response to a request with method.
+func (d *dpConn) read(method string) (*http.Response, string) {
+	d.t.Helper()
+	resp, err := http.ReadResponse(d.br, &http.Request{Method: method})
+	require.NoError(d.t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(d.t, err)
+	return resp, string(body)
+}
+
+func post(channel, body string, headers ...string) string {
+	return "POST /pub?id=" + channel + " HTTP/1.1\r\nHost: x\r\n" + strings.Join(headers, "") +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+// TestDirectPublishersSkipNetHTTP: after the first request of a
+// keep-alive publisher connection, its publishes are read by the Hub (the
+// handler wrapped around PublishHandler sees only the first), and each
+// publish reaches a subscriber in order.
+func TestDirectPublishersSkipNetHTTP(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
+	sub, err := e.hub.Subscribe(context.Background(), []string{"dp"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	d := e.dial(t)
+	for i := range 50 {
+		d.send(post("dp", "m"+strconv.Itoa(i), "Content-Type: text/plain\r\n"))
+		resp, body := d.read("POST")
+		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+		assert.Contains(t, body, "active subscribers: 1")
+		assert.Equal(t, "text/plain", resp.Header.Get("Content-Type"))
+		assert.NotEmpty(t, resp.Header.Get("Date"))
+		assert.False(t, resp.Close)
+	}
+	assert.EqualValues(t, 1, e.pubRequests.Load(), "requests net/http read for /pub")
+	ctx, cancel := context.WithTimeout(context.Background(), specWait)
+	defer cancel()
+	for i := range 50 {
+		m, err := sub.Next(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "m"+strconv.Itoa(i), string(m.Data))
+		assert.Equal(t, "text/plain", m.ContentType)
+	}
+}
+
+// TestDirectPublishersAnswerAsNetHTTP sends the same requests to a Hub
+// whose publishers are read by net/http and to one that reads them itself,
+// each on one keep-alive connection, and compares the answers (status,
+// headers but Date, body).
+func TestDirectPublishersAnswerAsNetHTTP(t *testing.T) {
+	requests := []struct{ method, raw string }{
+		{"POST", post("a", "first")}, // net/http reads this one on both
+		{"POST", post("a", "hello", "Content-Type: text/plain\r\n", "X-EventSource-Event: greet\r\n")},
+		{"POST", post("a", "")},
+		{"POST", post("a", strings.Repeat("x", 101))}, // over MaxMessageSize: 413
+		{"POST", post("bad%20id%00", "x")},
+		{"POST", "POST /pub HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"},
+		{"POST", post("a&id=b", "x")},
+		{"POST", post("a&callback=cb", "x")},
+		{"POST", post("a&callback=alert(1)//", "x")},
+		{"GET", "GET /pub?id=a HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"GET", "GET /pub?id=a HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n"},
+		{"GET", "GET /pub?id=a HTTP/1.1\r\nHost: x\r\nAccept: text/xml;q=0.5, application/yaml\r\n\r\n"},
+		{"HEAD", "HEAD /pub?id=a HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"GET", "GET /pub?id=nothing HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"PUT", "PUT /pub?id=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"},
+		{"OPTIONS", "OPTIONS /pub?id=c HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"PATCH", "PATCH /pub?id=c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"},
+		{"POST", post("a", "x", "Origin: http://elsewhere.example\r\n")},
+		{"POST", post("a", "x", "Origin: http://allowed.example\r\n")},
+		{"DELETE", "DELETE /pub?id=c HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"DELETE", "DELETE /pub?id=c HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"POST", post("a", "x", "X-EventSource-Event: a\rb\r\n")}, // net/http's 400, then it closes
+	}
+	answers := func(direct bool) []string {
+		opts := Options{MaxMessageSize: 100, AllowedOrigins: []string{"http://allowed.example"}}
+		if direct {
+			opts.ListenerPublishPath = "/pub"
+		}
+		e := newDPEnv(t, opts)
+		d := e.dial(t)
+		var out []string
+		for i, r := range requests {
+			t.Logf("request %d", i)
+			d.send(r.raw)
+			resp, body := d.read(r.method)
+			var hd []string
+			for k, vs := range resp.Header {
+				if k != "Date" {
+					hd = append(hd, k+": "+strings.Join(vs, ", "))
+				}
+			}
+			sort.Strings(hd)
+			body = strings.ReplaceAll(body, "last requested: 0 sec", "last requested: -1 sec") // timing
+			out = append(out, r.method+" "+resp.Status+"\n"+strings.Join(hd, "\n")+"\n\n"+body)
+		}
+		if direct {
+			assert.Less(t, e.pubRequests.Load(), int64(len(requests)/2), "most requests were read by the Hub")
+		}
+		return out
+	}
+	viaNetHTTP, direct := answers(false), answers(true)
+	for i := range requests {
+		assert.Equal(t, viaNetHTTP[i], direct[i], "request %d: %q", i, requests[i].raw)
+	}
+}
+
+// TestDirectPublishersGiveBack: requests the Hub does not read itself go
+// back to the http.Server on the same connection, pipelined or not, and
+// the connection is taken over again by the next publish.
+func TestDirectPublishersGiveBack(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
+	d := e.dial(t)
+	d.send(post("g", "1"))
+	resp, _ := d.read("POST")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	// Another path, then a publish, in one write.
+	d.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n" + post("g", "2"))
+	resp, body := d.read("GET")
+	assert.Equal(t, "other GET", body)
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	// A chunked body, an Expect: 100-continue, a body larger than the
+	// Hub reads itself, a header net/http refuses.
+	d.send("POST /pub?id=g HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n3\r\n0\r\n\r\n")
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	d.send("POST /pub?id=g HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusContinue, resp.StatusCode)
+	d.send("4")
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	big := strings.Repeat("5", directBufferSize+1)
+	d.send(post("g", big))
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	d.send(post("g", "6"))
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	d.send("POST /pub?id=g HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\nContent-Length: 1\r\n\r\n7")
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	sub, err := e.hub.Subscribe(context.Background(), []string{"g"}, "")
+	require.NoError(t, err)
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), specWait)
+	defer cancel()
+	var got []string
+	for range 6 {
+		m, err := sub.Next(ctx)
+		require.NoError(t, err)
+		got = append(got, string(m.Data))
+	}
+	assert.Equal(t, []string{"1", "2", "3", "4", big, "6"}, got)
+}
+
+// TestDirectPublishersConnectionClose: "Connection: close" is answered
+// with the same header and the connection is closed.
+func TestDirectPublishersConnectionClose(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	d := e.dial(t)
+	d.send(post("cc", "1"))
+	d.read("POST")
+	d.send(post("cc", "2", "Connection: close\r\n"))
+	resp, _ := d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.True(t, resp.Close)
+	_, err := d.br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF)
+	assert.EqualValues(t, 1, e.pubRequests.Load())
+}
+
+// TestDirectPublishersIdleAndShutdown: an idle taken-over connection goes
+// back to the http.Server (ConnState sees it anew), and Hub.Shutdown gives
+// back one that waits; goleak (TestMain) checks nothing is left running.
+func TestDirectPublishersIdleAndShutdown(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	waitState := func(want http.ConnState) {
+		t.Helper()
+		timeout := time.After(specWait)
+		for {
+			select {
+			case s := <-e.states:
+				if s == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no connection state %v", want)
+			}
+		}
+	}
+	d := e.dial(t)
+	d.send(post("idle", "1"))
+	d.read("POST")
+	waitState(http.StateHijacked)
+	waitState(http.StateNew) // given back after directIdle
+	d.send(post("idle", "2"))
+	resp, _ := d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	waitState(http.StateHijacked)
+
+	ctx, cancel := context.WithTimeout(context.Background(), specWait)
+	defer cancel()
+	require.NoError(t, e.hub.Shutdown(ctx))
+	waitState(http.StateNew) // given back at once
+	d.send(post("idle", "3"))
+	resp, _ = d.read("POST")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
