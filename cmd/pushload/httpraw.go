@@ -154,6 +154,8 @@ type httpConn struct {
 	clen    int64
 	chunked bool
 	closing bool
+	// Sec-WebSocket-Accept, from the answer to a WebSocket handshake.
+	wsAccept []byte
 }
 
 var errProtocol = errors.New("malformed HTTP response")
@@ -196,7 +198,7 @@ func (h *httpConn) writeRequest(method, path, host string, hdrs []byte, body []b
 
 // readHeader reads a response's status line and headers.
 func (h *httpConn) readHeader() error {
-	h.lastMod, h.etag, h.ctype = h.lastMod[:0], h.etag[:0], h.ctype[:0]
+	h.lastMod, h.etag, h.ctype, h.wsAccept = h.lastMod[:0], h.etag[:0], h.ctype[:0], h.wsAccept[:0]
 	h.clen, h.chunked, h.closing = -1, false, false
 	line, err := h.br.ReadSlice('\n')
 	if err != nil {
@@ -248,6 +250,8 @@ func (h *httpConn) readHeader() error {
 			h.etag = append(h.etag, v...)
 		case bytes.EqualFold(k, []byte("Content-Type")):
 			h.ctype = append(h.ctype, v...)
+		case bytes.EqualFold(k, []byte("Sec-WebSocket-Accept")):
+			h.wsAccept = append(h.wsAccept, v...)
 		}
 	}
 }

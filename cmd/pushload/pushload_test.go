@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +104,12 @@ type fakeServer struct {
 	mu    sync.Mutex
 	chans map[string]*fakeChan
 	multi bool
+
+	// WebSocket only.
+	ping       bool         // ping before the first and the second message, waiting for the pong
+	pongs      atomic.Int64 // pongs received
+	closeAfter int          // if > 0, close the connection instead of sending message closeAfter
+	abrupt     bool         // close without a close frame
 }
 
 type fakeChan struct {
@@ -175,6 +183,21 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			for _, m := range msgs {
+				if f.closeAfter > 0 && next == f.closeAfter {
+					if !f.abrupt {
+						c.Close(websocket.StatusGoingAway, "kicked")
+					}
+					return
+				}
+				if f.ping && next < 2 {
+					// Before the second message too, so that the
+					// subscriber answers before it has the last one
+					// and stops.
+					if c.Ping(ctx) != nil {
+						return
+					}
+					f.pongs.Add(1)
+				}
 				if c.Write(ctx, websocket.MessageText, m) != nil {
 					return
 				}
@@ -215,36 +238,118 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// wsReaders are the -ws-reader values this system has.
+func wsReaders() []string {
+	if runtime.GOOS == "linux" {
+		return []string{wsReaderEpoll, wsReaderGoroutine}
+	}
+	return []string{wsReaderGoroutine}
+}
+
 func TestFanoutEveryTransport(t *testing.T) {
-	for _, tc := range []struct {
+	type testCase struct {
 		transport string
+		reader    string // -ws-reader
 		multi     bool
 		perWorker int
 		rate      float64
-	}{
-		{"longpoll", false, 1000, 0},
-		{"longpoll", true, 1000, 0},
-		{"sse", false, 1000, 0},
-		{"ws", false, 1000, 0},
-		{"ws", false, 7, 200}, // three worker processes
-	} {
-		t.Run(fmt.Sprintf("%s/multi=%v/perWorker=%d", tc.transport, tc.multi, tc.perWorker), func(t *testing.T) {
-			srv := httptest.NewServer(&fakeServer{chans: map[string]*fakeChan{}, multi: tc.multi})
+	}
+	cases := []testCase{
+		{"longpoll", "", false, 1000, 0},
+		{"longpoll", "", true, 1000, 0},
+		{"sse", "", false, 1000, 0},
+	}
+	for _, r := range wsReaders() {
+		cases = append(cases,
+			testCase{"ws", r, false, 1000, 0},
+			testCase{"ws", r, false, 7, 200}) // three worker processes
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/reader=%s/multi=%v/perWorker=%d", tc.transport, tc.reader, tc.multi, tc.perWorker), func(t *testing.T) {
+			fs := &fakeServer{chans: map[string]*fakeChan{}, multi: tc.multi, ping: tc.transport == "ws"}
+			srv := httptest.NewServer(fs)
 			defer srv.Close()
-			cfg, err := parseFlags([]string{"-mode", "fanout", "-transport", tc.transport, "-n", "20", "-m", "10",
+			args := []string{"-mode", "fanout", "-transport", tc.transport, "-n", "20", "-m", "10",
 				"-pub", srv.URL + "/pub?id={ch}", "-sub", srv.URL + "/sub?id={ch}", "-timeout", "20s",
 				"-drain", "2s", "-settle", "0s", "-per-worker", strconv.Itoa(tc.perWorker),
-				"-rate", strconv.FormatFloat(tc.rate, 'f', -1, 64), "-pid", strconv.Itoa(os.Getpid())})
+				"-rate", strconv.FormatFloat(tc.rate, 'f', -1, 64), "-pid", strconv.Itoa(os.Getpid())}
+			if tc.reader != "" {
+				args = append(args, "-ws-reader", tc.reader)
+			}
+			cfg, err := parseFlags(args)
 			if err != nil {
 				t.Fatal(err)
 			}
 			res := run(cfg)
 			if res.Connected != 20 || res.Published != 10 || res.Delivered != 200 || res.Lost != 0 ||
-				res.Dup != 0 || res.Bad != 0 || res.SubErrors != 0 || res.TimedOut || res.ServerSubs < 20 {
+				res.Dup != 0 || res.Bad != 0 || res.SubErrors != 0 || res.TimedOut || res.ServerSubs < 20 ||
+				res.WSReader != tc.reader {
 				t.Fatalf("result %+v", res)
 			}
 			if res.Latency.N != 200 || res.DeliveriesPerS <= 0 || res.Mem == nil {
 				t.Errorf("figures missing: %+v", res)
+			}
+			if fs.ping {
+				// Two pings per subscriber, each answered before the
+				// subscriber could have stopped.
+				if n := fs.pongs.Load(); n != 40 {
+					t.Errorf("the server got %d pongs, want 40", n)
+				}
+			}
+		})
+	}
+}
+
+// A subscriber that the server closes in the middle of the run, with or
+// without a close frame, is an error.
+func TestWSServerCloses(t *testing.T) {
+	for _, reader := range wsReaders() {
+		for _, abrupt := range []bool{false, true} {
+			t.Run(fmt.Sprintf("reader=%s/abrupt=%v", reader, abrupt), func(t *testing.T) {
+				srv := httptest.NewServer(&fakeServer{chans: map[string]*fakeChan{}, closeAfter: 5, abrupt: abrupt})
+				defer srv.Close()
+				cfg, err := parseFlags([]string{"-mode", "fanout", "-transport", "ws", "-ws-reader", reader,
+					"-n", "20", "-m", "10", "-pub", srv.URL + "/pub?id={ch}", "-sub", srv.URL + "/sub?id={ch}",
+					"-timeout", "20s", "-drain", "500ms", "-settle", "0s"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := run(cfg)
+				if res.Connected != 20 || res.Published != 10 || res.Delivered != 100 || res.Lost != 100 ||
+					res.SubErrors != 20 || res.TimedOut {
+					t.Fatalf("result %+v", res)
+				}
+				if errs := strings.Join(res.Errors, "; "); !abrupt && !strings.Contains(errs, "kicked") {
+					t.Errorf("errors %q do not give the close frame's reason", errs)
+				}
+			})
+		}
+	}
+}
+
+// A server that refuses the WebSocket handshake makes connect errors that
+// say its status.
+func TestWSHandshakeRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sub" {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		io.WriteString(w, `{"subscribers": 0}`)
+	}))
+	defer srv.Close()
+	for _, reader := range wsReaders() {
+		t.Run("reader="+reader, func(t *testing.T) {
+			cfg, err := parseFlags([]string{"-mode", "fanout", "-transport", "ws", "-ws-reader", reader,
+				"-n", "3", "-m", "1", "-pub", srv.URL + "/pub?id={ch}", "-sub", srv.URL + "/sub?id={ch}",
+				"-timeout", "20s", "-settle", "0s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := run(cfg)
+			if res.Connected != 0 || res.ConnectErrors != 3 || len(res.Errors) == 0 ||
+				!strings.Contains(res.Errors[0], "WebSocket handshake answered 403") {
+				t.Fatalf("result %+v", res)
 			}
 		})
 	}

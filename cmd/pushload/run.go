@@ -12,6 +12,7 @@ import (
 type Result struct {
 	Mode      string `json:"mode"`
 	Transport string `json:"transport,omitempty"`
+	WSReader  string `json:"ws_reader,omitempty"`
 	Server    string `json:"server,omitempty"`
 	Label     string `json:"label,omitempty"`
 	Start     string `json:"start"`
@@ -74,7 +75,7 @@ func (r *Result) err(format string, a ...any) {
 // runSubscribers is idle and fanout: connect N subscribers, publish, tally.
 func runSubscribers(ctx context.Context, cfg *config, res *Result) {
 	deadline, _ := ctx.Deadline()
-	base := workerConfig{Transport: cfg.transport, Sub: cfg.sub, ChannelPrefix: cfg.prefix,
+	base := workerConfig{Transport: cfg.transport, WSReader: cfg.wsReader, Sub: cfg.sub, ChannelPrefix: cfg.prefix,
 		Channels: cfg.channels, Messages: cfg.messages, Src: cfg.src, DialConcurrency: cfg.dialConc,
 		Deadline: deadline, Drain: Duration(cfg.drain)}
 	pub := &publisher{t: cfg.pubT, d: cfg.dialer}

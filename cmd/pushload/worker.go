@@ -20,6 +20,7 @@ import (
 // it) needs to hold a share of the subscribers.
 type workerConfig struct {
 	Transport       string    `json:"transport"`
+	WSReader        string    `json:"ws_reader,omitempty"` // goroutine or epoll (ws)
 	Sub             string    `json:"sub"`
 	ChannelPrefix   string    `json:"channel_prefix"`
 	Channels        int       `json:"channels"`
@@ -75,7 +76,8 @@ type worker struct {
 	cfg    workerConfig
 	sub    *target
 	dialer *dialer
-	ws     *http.Client
+	ws     *http.Client // for the goroutine WebSocket reader
+	wsLoop *wsLoop      // for the epoll WebSocket reader
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -121,7 +123,15 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		w.subs[i].ch = channelName(cfg.ChannelPrefix, (cfg.First+i)%cfg.Channels)
 		w.subs[i].seen = bitmaps[i*words : (i+1)*words : (i+1)*words]
 	}
-	if cfg.Transport == "ws" {
+	switch {
+	case cfg.Transport == "ws" && cfg.WSReader == wsReaderEpoll:
+		if w.wsLoop, err = newWSLoop(w); err != nil {
+			cancel()
+			return nil, err
+		}
+		w.wg.Add(1)
+		go w.wsLoop.run()
+	case cfg.Transport == "ws":
 		w.ws = &http.Client{Transport: &http.Transport{DialContext: w.dialer.DialContext, DisableCompression: true}}
 	}
 	return w, nil
@@ -183,7 +193,11 @@ func (w *worker) connect() readyMsg {
 			var err error
 			switch w.cfg.Transport {
 			case "ws":
-				err = w.runWS(s, up)
+				if w.wsLoop != nil {
+					err = w.wsLoop.subscribe(i, up)
+				} else {
+					err = w.runWS(s, up)
+				}
 			case "sse":
 				err = w.runSSE(s, up)
 			default:
@@ -434,7 +448,9 @@ func (w *worker) runSSE(s *subscriber, up func(error)) error {
 	}
 }
 
-// runWS reads s's channel over a WebSocket with plain frames.
+// runWS reads s's channel over a WebSocket with plain frames, on a
+// goroutine of its own (-ws-reader goroutine); see wsLoop for the other
+// reader.
 func (w *worker) runWS(s *subscriber, up func(error)) error {
 	c, resp, err := websocket.Dial(w.ctx, w.sub.url(s.ch), &websocket.DialOptions{
 		HTTPClient: w.ws, CompressionMode: websocket.CompressionDisabled})
