@@ -2,12 +2,14 @@ package push_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/pushhub/push"
@@ -204,4 +206,50 @@ func ExampleHub_Listener() {
 	hub.Publish(context.Background(), "login-4f2a", &push.Message{Data: []byte("logged in")})
 	fmt.Println(<-answer)
 	// Output: 200 OK: logged in
+}
+
+// A back end that publishes often keeps one connection open to the
+// publisher; with ListenerPublishPath the Hub reads that connection's
+// requests itself after the first, without net/http's per-request work.
+// Middleware around PublishHandler would not see them: authorize with
+// AuthorizePublish.
+func ExampleOptions_listenerPublishPath() {
+	hub := push.New(push.Options{
+		ListenerPublishPath: "/pub",
+		AuthorizePublish: func(r *http.Request, channel string) error {
+			if r.Header.Get("Authorization") != "Bearer back-end" {
+				return errors.New("publishers must authenticate")
+			}
+			return nil
+		},
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/pub", hub.PublishHandler())
+	mux.Handle("/sub", hub.SubscribeHandler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(hub.Listener(ln))
+	defer srv.Close()
+	defer hub.Shutdown(context.Background())
+
+	client := &http.Client{} // keeps its connection alive between requests
+	for i, auth := range []string{"Bearer back-end", "Bearer back-end", "Bearer guess"} {
+		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/pub?id=dashboard",
+			strings.NewReader("tick "+strconv.Itoa(i)))
+		req.Header.Set("Authorization", auth)
+		res, err := client.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		fmt.Println(res.Status)
+	}
+	// Output:
+	// 202 Accepted
+	// 202 Accepted
+	// 403 Forbidden
 }

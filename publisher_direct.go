@@ -98,17 +98,22 @@ func (h *Hub) takeOverPublisher(w http.ResponseWriter, r *http.Request) bool {
 	defer stop()
 	d.body.b = data
 	r.Body = &d.body
-	d.answer(r)
-	d.serve()
+	d.serve(r)
 	return true
 }
 
 // aLongTimeAgo is a deadline in the past: it interrupts a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// serve reads and answers requests until the connection ends or is given
-// back.
-func (d *directConn) serve() {
+// serve answers the first request, then reads and answers the following
+// ones until the connection ends or is given back.
+func (d *directConn) serve(first *http.Request) {
+	defer func() {
+		if d.bufp != nil { // a panic (in a hook): net/http logs it, we close
+			d.close()
+		}
+	}()
+	d.answer(first)
 	for {
 		buf := *d.bufp
 		for {
@@ -140,7 +145,12 @@ func (d *directConn) serve() {
 			d.giveBack()
 			return
 		}
-		d.refreshDeadline()
+		if d.n == 0 {
+			// Between requests. A request that has begun is not given
+			// more time: a client that sends it slowly is given back to
+			// the http.Server, whose own timeouts then apply.
+			d.refreshDeadline()
+		}
 		m, err := d.c.Read(buf[d.n:])
 		d.n += m
 		if err != nil {

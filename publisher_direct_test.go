@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,6 +48,7 @@ func newDPEnv(t *testing.T, opts Options) *dpEnv {
 	}))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Listener = e.hub.Listener(srv.Listener)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the panic test's
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		select {
 		case e.states <- s:
@@ -268,20 +270,7 @@ func TestDirectPublishersConnectionClose(t *testing.T) {
 // back one that waits; goleak (TestMain) checks nothing is left running.
 func TestDirectPublishersIdleAndShutdown(t *testing.T) {
 	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
-	waitState := func(want http.ConnState) {
-		t.Helper()
-		timeout := time.After(specWait)
-		for {
-			select {
-			case s := <-e.states:
-				if s == want {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no connection state %v", want)
-			}
-		}
-	}
+	waitState := func(want http.ConnState) { t.Helper(); waitConnState(t, e.states, want) }
 	d := e.dial(t)
 	d.send(post("idle", "1"))
 	d.read("POST")
@@ -299,4 +288,63 @@ func TestDirectPublishersIdleAndShutdown(t *testing.T) {
 	d.send(post("idle", "3"))
 	resp, _ = d.read("POST")
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+// TestDirectPublishersSlowRequest: a request that has begun is not given
+// more time by the Hub: the connection goes back to the http.Server with
+// what was read, and the request is answered once it is complete.
+func TestDirectPublishersSlowRequest(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	d := e.dial(t)
+	d.send(post("slow", "1"))
+	d.read("POST")
+	waitConnState(t, e.states, http.StateHijacked)
+	raw := post("slow", "2")
+	d.send(raw[:10])
+	waitConnState(t, e.states, http.StateNew) // given back mid-request
+	d.send(raw[10:])
+	resp, _ := d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.EqualValues(t, 2, e.pubRequests.Load())
+}
+
+// TestDirectPublishersPanic: a hook that panics on a request read by the
+// Hub closes that connection (net/http logs the panic); nothing is left
+// running (goleak in TestMain).
+func TestDirectPublishersPanic(t *testing.T) {
+	var calls atomic.Int64
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", AuthorizePublish: func(*http.Request, string) error {
+		if calls.Add(1) == 2 {
+			panic("hook")
+		}
+		return nil
+	}})
+	d := e.dial(t)
+	d.send(post("p", "1"))
+	resp, _ := d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	d.send(post("p", "2"))
+	_, err := d.br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF)
+	d2 := e.dial(t)
+	d2.send(post("p", "3"))
+	resp, _ = d2.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+}
+
+// waitConnState waits for the http.Server to report a connection in state
+// want.
+func waitConnState(t *testing.T, states <-chan http.ConnState, want http.ConnState) {
+	t.Helper()
+	timeout := time.After(specWait)
+	for {
+		select {
+		case s := <-states:
+			if s == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no connection state %v", want)
+		}
+	}
 }
