@@ -3,6 +3,7 @@ package push
 import (
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -121,6 +122,10 @@ type hubConn struct {
 	key    string // the key in Hub.conns
 	prefix []byte
 	busy   atomic.Bool // its last long-poll was answered within parkAfter
+	direct atomic.Bool // the Hub reads its requests (direct.go)
+	// template is the request that those read by the Hub start as, once
+	// the Hub has read one after a parked long-poll (direct.go).
+	template *http.Request
 }
 
 func (c *hubConn) Read(p []byte) (int, error) {
@@ -180,8 +185,8 @@ func readKeep(s *stream) {
 			var ne net.Error
 			if s.giveBack.Load() && errors.As(err, &ne) && ne.Timeout() {
 				c.Conn.SetReadDeadline(time.Time{})
-				c.l.giveBack(c)
 				s.handedBack.Store(true)
+				c.l.hub.readNext(c) // or gives it back to the http.Server
 			}
 			return
 		}

@@ -144,6 +144,22 @@ type Options struct {
 	// logging: authorize publishers with AuthorizePublish, which sees them
 	// all. Empty: every request is served by the http.Server.
 	ListenerPublishPath string
+
+	// ListenerSubscribePath is the URL path where the app mounts
+	// SubscribeHandler (for example "/sub"), for connections accepted by
+	// Hub.Listener: as ListenerPublishPath, for long-poll and JSONP
+	// subscribers. A connection whose long-poll reached SubscribeHandler
+	// at this path, or was answered after it parked, has its next
+	// long-polls for this path read by the Hub itself (a re-poll then costs
+	// a fraction of net/http's work, and no new goroutine and buffers after
+	// a parked long-poll); any other request, a WebSocket, EventSource or
+	// streaming subscriber among them, and the connection once idle for a
+	// second, goes back to the http.Server. Those requests do not pass
+	// through middleware wrapped around SubscribeHandler, nor through the
+	// server's ConnState, timeouts or logging: authorize subscribers with
+	// AuthorizeSubscribe, which sees them all. Empty: every request is
+	// served by the http.Server.
+	ListenerSubscribePath string
 }
 
 // Transport is a set of subscriber transports, for Options.Transports.

@@ -25,7 +25,7 @@ const publisherAllow = "GET, POST, PUT, DELETE, OPTIONS"
 func (h *Hub) PublishHandler() http.Handler { return http.HandlerFunc(h.servePublish) }
 
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
-	if h.takeOverPublisher(w, r) {
+	if h.takeOver(w, r) {
 		return
 	}
 	h.servePublishRequest(w, r)

@@ -582,6 +582,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		h.mu.Unlock()
 		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
+		h.interruptDirect()
 		if drained != nil {
 			select {
 			case <-drained:

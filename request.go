@@ -70,7 +70,7 @@ func requestPosition(r *http.Request, n int) (position, error) {
 		unquoteETag(r.Header.Get("If-None-Match")),
 		unquoteETag(r.Header.Get("Etag")),
 		r.Header.Get("Last-Event-ID"),
-		r.URL.Query().Get("last_event_id"),
+		lastEventIDArg(r.URL.RawQuery),
 	} {
 		if v != "" {
 			return parsePosition(strings.TrimSpace(v), n)
@@ -227,4 +227,10 @@ func headerValue(hd http.Header, key string) string {
 		return vs[0]
 	}
 	return ""
+}
+
+// lastEventIDArg is the ?last_event_id= argument, or "".
+func lastEventIDArg(rawQuery string) string {
+	v, _ := queryValue(rawQuery, "last_event_id")
+	return v
 }

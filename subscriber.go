@@ -58,6 +58,15 @@ const missedHeader = "X-Push-Missed"
 func (h *Hub) SubscribeHandler() http.Handler { return http.HandlerFunc(h.serveSubscribe) }
 
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
+	if h.takeOver(w, r) {
+		return
+	}
+	h.serveSubscribeRequest(w, r)
+}
+
+// serveSubscribeRequest answers one subscriber request, read by net/http
+// or by a directConn.
+func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 	cors := h.checkOrigin(r)
 	if cors == originRefused {
 		writeText(w, http.StatusForbidden, "Origin not allowed.")
@@ -89,7 +98,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	callback := ""
 	if transport == TransportJSONP {
-		callback = r.URL.Query().Get("callback")
+		callback, _ = queryValue(r.URL.RawQuery, "callback")
 		if !validCallback(callback) {
 			writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 			return
@@ -160,7 +169,7 @@ func (h *Hub) pickTransport(r *http.Request) Transport {
 	if on&TransportEventSource != 0 && acceptsMedia(accept, "text/event-stream") {
 		return TransportEventSource
 	}
-	if _, ok := r.URL.Query()["callback"]; ok {
+	if _, ok := queryValue(r.URL.RawQuery, "callback"); ok {
 		return on & TransportJSONP
 	}
 	if on&TransportMultipart != 0 && acceptsMedia(accept, "multipart/mixed") {

@@ -47,11 +47,11 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if !*specHeld && opts.ListenerPublishPath == "" {
-		// Publishers' keep-alive connections are then read by the Hub
-		// after their first request (publisher_direct.go), so the suite
-		// checks that path's answers too.
-		opts.ListenerPublishPath = "/pub"
+	if !*specHeld && opts.ListenerPublishPath == "" && opts.ListenerSubscribePath == "" {
+		// Keep-alive publishers and long-polls are then read by the Hub
+		// after their first request (direct.go), so the suite checks that
+		// path's answers too.
+		opts.ListenerPublishPath, opts.ListenerSubscribePath = "/pub", "/sub"
 	}
 	hub := New(opts)
 	mux := http.NewServeMux()

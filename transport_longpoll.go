@@ -199,6 +199,13 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// FlushError and SetWriteDeadline make http.ResponseController calls on a
+// bufferedResponse cheap no-ops (an unsupported call costs an error built
+// with fmt.Errorf): whoever writes the buffered answer flushes it, under
+// its own deadline.
+func (w *bufferedResponse) FlushError() error                { return nil }
+func (w *bufferedResponse) SetWriteDeadline(time.Time) error { return nil }
+
 // appendTo appends the answer as an HTTP/1.1 response with a
 // Content-Length, so the connection can be kept alive. Like net/http, it
 // sniffs the Content-Type of a body that has none (unless the header maps
@@ -233,24 +240,28 @@ func (w *bufferedResponse) appendTo(b []byte) []byte {
 	return append(b, body...)
 }
 
-// appendDate appends the current time as an HTTP date; the text is made
-// once per second.
-func appendDate(b []byte) []byte {
-	now := time.Now().Unix()
-	if d := lastDate.Load(); d != nil && d.unix == now {
-		return append(b, d.text...)
+// appendDate appends the current time as an HTTP date.
+func appendDate(b []byte) []byte { return append(b, httpTime(&lastDate, time.Now().Unix())...) }
+
+// httpTime formats the Unix second sec as an HTTP date, keeping the text
+// in last for the next call with the same second.
+func httpTime(last *atomic.Pointer[httpDate], sec int64) string {
+	if d := last.Load(); d != nil && d.unix == sec {
+		return d.text
 	}
-	d := &httpDate{unix: now, text: time.Unix(now, 0).UTC().AppendFormat(nil, http.TimeFormat)}
-	lastDate.Store(d)
-	return append(b, d.text...)
+	d := &httpDate{unix: sec, text: time.Unix(sec, 0).UTC().Format(http.TimeFormat)}
+	last.Store(d)
+	return d.text
 }
 
 type httpDate struct {
 	unix int64
-	text []byte
+	text string
 }
 
-var lastDate atomic.Pointer[httpDate]
+// The last Date and Last-Modified texts made: answers mostly ask for the
+// current second, and for the newest message's.
+var lastDate, lastModified atomic.Pointer[httpDate]
 
 // writeAnswer writes a 200 long-poll answer with body under the write
 // deadline, flushes it, and clears the deadline (the connection may be
@@ -272,8 +283,8 @@ func (h *Hub) writeAnswer(w http.ResponseWriter, body []byte) {
 // position (I2).
 func setPositionHeaders(hd http.Header, sub *Subscription) {
 	sec, etag := splitPosition(sub.pos, sub.mark)
-	hd.Set("Last-Modified", time.Unix(sec, 0).UTC().Format(http.TimeFormat))
-	hd.Set("Etag", etag)
+	hd["Last-Modified"] = []string{httpTime(&lastModified, sec)}
+	hd["Etag"] = []string{etag}
 }
 
 // timeoutLongPoll answers a long-poll that found nothing newer in time: the

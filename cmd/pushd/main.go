@@ -156,9 +156,10 @@ func run(args []string, stderr io.Writer) int {
 // the demo page at /. cfg.Options.Store is used as given (nil: memory); the
 // caller shuts the Hub down and closes a store it opened.
 func newServer(cfg config) (http.Handler, *push.Hub, error) {
-	// pushd's /pub has no middleware: its publishers' keep-alive
-	// connections can be served by the Hub directly.
+	// pushd's /pub and /sub have no middleware: keep-alive publishers and
+	// long-polls can be read by the Hub directly.
 	cfg.Options.ListenerPublishPath = "/pub"
+	cfg.Options.ListenerSubscribePath = "/sub"
 	hub := push.New(cfg.Options)
 	mux := http.NewServeMux()
 	mux.Handle("/pub", hub.PublishHandler())

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,22 +14,29 @@ import (
 	"time"
 )
 
-// Publishers served directly (Options.ListenerPublishPath).
+// Requests read by the Hub (Options.ListenerPublishPath and
+// ListenerSubscribePath).
 //
-// net/http spends most of a small publish's CPU on its own per-request
+// net/http spends most of a small request's CPU on its own per-request
 // work: a request context, a background read that watches for the client
 // going away, deadlines set twice, a chunk writer, header parsing into
-// fresh maps. A publisher's keep-alive connection that reached
-// PublishHandler at ListenerPublishPath is therefore taken over by the Hub
-// (hijacked, as a parked long-poll is), and its following requests are
-// read here: each is parsed into an *http.Request and answered by the same
-// servePublishRequest through a bufferedResponse, so the publisher
-// endpoint's behaviour is one code path whichever side read the request.
-// Only the plain case is read here: an HTTP/1.1 request for the path, with
-// a Content-Length body that fits the buffer and no Expect, Upgrade or
-// Transfer-Encoding. Anything else, and a connection idle for directIdle,
-// goes back to the http.Server through the Listener with the bytes read so
-// far, and net/http answers it as it always does.
+// fresh maps, and after a long-poll parked, a new goroutine and buffers
+// for the connection's next request. A keep-alive connection from the
+// Hub's Listener whose request reached PublishHandler at
+// ListenerPublishPath, or SubscribeHandler at ListenerSubscribePath, is
+// therefore taken over by the Hub (hijacked, as a parked long-poll is), and
+// its following requests are read here, as is the next request after a
+// parked long-poll's answer. Each is parsed into an *http.Request and
+// answered by the same code as the handlers' (servePublishRequest,
+// serveSubscribeRequest) through a bufferedResponse, so each endpoint's
+// behaviour is one code path whichever side read the request. A long-poll
+// that has to wait parks from here too: the response's Hijack hands the
+// connection to the stream. Only the plain cases are read here: an
+// HTTP/1.1 request for one of the paths, with a Content-Length body that
+// fits the buffer and no Expect, Upgrade or Transfer-Encoding, and for
+// subscribers a long-poll or JSONP request. Anything else, and a connection
+// idle for directIdle, goes back to the http.Server through the Listener
+// with the bytes read so far, and net/http answers it as it always does.
 
 const (
 	// directBufferSize bounds one request read here: request line,
@@ -41,29 +49,66 @@ const (
 
 var directBuffers = sync.Pool{New: func() any { b := make([]byte, directBufferSize); return &b }}
 
-// directConn is a publisher connection taken over by the Hub.
+// directConn is a connection whose requests the Hub reads.
 type directConn struct {
 	h        *Hub
 	c        *hubConn
-	template *http.Request // the first request: context, RemoteAddr, Pattern
+	template *http.Request // context (with the local address) and RemoteAddr of every request
 	bufp     *[]byte
 	start, n int // unread bytes are buf[start:n]
+	next     int // during answer: where the request being answered ends
 	out      []byte
-	w        bufferedResponse
+	w        directResponse
 	body     bodyReader
+	parked   bool      // a long-poll took the connection over (Hijack)
 	deadline time.Time // the read deadline last set
 	// writeDeadline is the write deadline last set (Options.WriteTimeout).
 	writeDeadline time.Time
 }
 
-// takeOverPublisher serves r, and the following requests on its
-// connection, directly, if r is a publisher request that may be: it
-// reports whether it did (and r is answered).
-func (h *Hub) takeOverPublisher(w http.ResponseWriter, r *http.Request) bool {
-	if h.opts.ListenerPublishPath == "" || r.URL.Path != h.opts.ListenerPublishPath || r.URL.RawPath != "" ||
+// directResponse is the ResponseWriter of a request read by the Hub. Its
+// Hijack hands the connection to a long-poll that parks.
+type directResponse struct {
+	bufferedResponse
+	d *directConn
+}
+
+// Hijack flushes the answers written so far and gives up the connection,
+// with the bytes after the current request read first.
+func (w *directResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	d := w.d
+	if d.parked || !d.flush() {
+		return nil, nil, errors.New("push: connection unusable")
+	}
+	if rest := (*d.bufp)[d.next:d.n]; len(rest) > 0 {
+		d.c.prefix = append(append([]byte(nil), rest...), d.c.prefix...)
+	}
+	d.parked = true
+	d.release()
+	// The deadlines were this reader's: the parked long-poll's reader
+	// waits for as long as the client keeps its connection.
+	d.c.SetDeadline(time.Time{})
+	return d.c, hijackedReadWriter, nil
+}
+
+// hijackedReadWriter is what directResponse.Hijack returns with the
+// connection: nothing buffered (the unread bytes are the connection's
+// prefix). Its callers only ask how much it holds, so one serves all.
+var hijackedReadWriter = bufio.NewReadWriter(bufio.NewReaderSize(eofReader{}, 16), bufio.NewWriterSize(io.Discard, 16))
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// takeOver serves r, and the following requests on its connection, if r
+// is a request for one of the Listener paths that may be read by the Hub:
+// it reports whether it did (and r is answered).
+func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
+	if _, ok := w.(*directResponse); ok || !h.directPath(r.URL.Path) || r.URL.RawPath != "" ||
 		r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
 		len(r.TransferEncoding) > 0 || r.ContentLength < 0 || r.ContentLength > directBufferSize ||
-		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" || h.isClosing() {
+		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" || h.isClosing() ||
+		(r.URL.Path == h.opts.ListenerSubscribePath && !h.directSubscriber(r)) {
 		return false
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
@@ -74,7 +119,7 @@ func (h *Hub) takeOverPublisher(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > 0 {
 		data = make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, data); err != nil {
-			writeText(w, http.StatusBadRequest, "Reading the message body failed: "+err.Error())
+			writeText(w, http.StatusBadRequest, "Reading the request body failed: "+err.Error())
 			return true
 		}
 	}
@@ -88,32 +133,113 @@ func (h *Hub) takeOverPublisher(w http.ResponseWriter, r *http.Request) bool {
 		c.Close()
 		return true
 	}
-	d := &directConn{h: h, c: hc, template: r, bufp: directBuffers.Get().(*[]byte)}
-	d.w.header = make(http.Header)
+	d := h.newDirectConn(hc, newTemplate(r.Context(), r.RemoteAddr))
 	if n := brw.Reader.Buffered(); n > 0 { // a pipelined request
 		b, _ := brw.Reader.Peek(n)
 		d.n = copy(*d.bufp, b)
 	}
-	stop := context.AfterFunc(h.stopping, func() { hc.SetReadDeadline(aLongTimeAgo) })
-	defer stop()
 	d.body.b = data
 	r.Body = &d.body
 	d.serve(r)
+	directConns.Put(d)
 	return true
+}
+
+// directPath reports whether path is one of the Listener paths.
+func (h *Hub) directPath(path string) bool {
+	return path != "" && (path == h.opts.ListenerPublishPath || path == h.opts.ListenerSubscribePath)
+}
+
+// directSubscriber reports whether subscriber request r is one the Hub
+// answers itself: a long-poll or JSONP request (or its CORS preflight).
+func (h *Hub) directSubscriber(r *http.Request) bool {
+	if r.Method == http.MethodOptions {
+		return true
+	}
+	t := h.pickTransport(r)
+	return r.Method == http.MethodGet && (t == TransportLongPoll || t == TransportJSONP)
+}
+
+// directConns keeps directConns (and their header maps and output
+// buffers) between connections.
+var directConns = sync.Pool{New: func() any {
+	d := &directConn{}
+	d.w.header = make(http.Header)
+	d.w.d = d
+	return d
+}}
+
+func (h *Hub) newDirectConn(c *hubConn, template *http.Request) *directConn {
+	d := directConns.Get().(*directConn)
+	hd, out := d.w.header, d.out[:0]
+	*d = directConn{h: h, c: c, template: template, bufp: directBuffers.Get().(*[]byte), out: out}
+	d.w.header, d.w.d = hd, d
+	return d
+}
+
+// readNext reads the next request of c, a Listener connection whose
+// parked long-poll was answered, when ListenerSubscribePath is set (else
+// it gives c back to the http.Server).
+func (h *Hub) readNext(c *hubConn) {
+	if h.opts.ListenerSubscribePath == "" || h.isClosing() {
+		c.l.giveBack(c)
+		return
+	}
+	if len(c.prefix) > directBufferSize {
+		c.l.giveBack(c)
+		return
+	}
+	if c.template == nil {
+		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr())
+		c.template = newTemplate(ctx, c.RemoteAddr().String())
+	}
+	d := h.newDirectConn(c, c.template)
+	d.n = copy(*d.bufp, c.prefix)
+	c.prefix = nil
+	d.serve(nil)
+	directConns.Put(d)
+}
+
+// newTemplate returns the request every request read by a directConn
+// starts as: ctx (a request's, or one with the connection's local
+// address) and the client's address; no ServeMux pattern.
+func newTemplate(ctx context.Context, remoteAddr string) *http.Request {
+	return (&http.Request{Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: remoteAddr}).WithContext(ctx)
+}
+
+// interruptDirect makes every connection whose requests the Hub reads
+// give up waiting for the next one (Shutdown); those that start later see
+// isClosing.
+func (h *Hub) interruptDirect() {
+	h.conns.Range(func(_, v any) bool {
+		if c := v.(*hubConn); c.direct.Load() {
+			c.SetReadDeadline(aLongTimeAgo)
+		}
+		return true
+	})
 }
 
 // aLongTimeAgo is a deadline in the past: it interrupts a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// serve answers the first request, then reads and answers the following
-// ones until the connection ends or is given back.
+// serve answers first (if not nil), then reads and answers the following
+// requests until the connection ends, is given back, or parks.
+//
+// Hub.Shutdown interrupts its read (interruptDirect), and the connection
+// goes back to the http.Server.
 func (d *directConn) serve(first *http.Request) {
+	d.c.direct.Store(true)
+	defer d.c.direct.Store(false)
 	defer func() {
-		if d.bufp != nil { // a panic (in a hook): net/http logs it, we close
+		if d.bufp != nil && !d.parked { // a panic (in a hook): net/http logs it, we close
 			d.close()
 		}
 	}()
-	d.answer(first)
+	if first != nil {
+		if d.answer(first, 0); d.parked {
+			return
+		}
+	}
 	for {
 		buf := *d.bufp
 		for {
@@ -125,7 +251,9 @@ func (d *directConn) serve(first *http.Request) {
 				d.giveBack()
 				return
 			}
-			d.answer(r)
+			if d.answer(r, d.start+size); d.parked {
+				return
+			}
 			d.start += size
 			if r.Close {
 				d.flush()
@@ -182,12 +310,22 @@ func (d *directConn) refreshDeadline() {
 	}
 }
 
-// answer serves one request and appends its answer to d.out.
-func (d *directConn) answer(r *http.Request) {
+// answer serves one request, which ends at next in the buffer, and
+// appends its answer to d.out, unless a long-poll parked with the
+// connection.
+func (d *directConn) answer(r *http.Request, next int) {
 	w := &d.w
 	clear(w.header)
 	w.status, w.body, w.head = 0, w.body[:0], r.Method == http.MethodHead
-	d.h.servePublishRequest(w, r)
+	d.next = next
+	if r.URL.Path == d.h.opts.ListenerSubscribePath {
+		d.h.serveSubscribeRequest(w, r)
+	} else {
+		d.h.servePublishRequest(w, r)
+	}
+	if d.parked {
+		return
+	}
 	if r.Close {
 		w.header.Set("Connection", "close")
 	}
@@ -266,7 +404,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 		return nil, 0, requestNotOurs
 	}
 	path, query, _ := cutByte(target, '?')
-	if path != d.h.opts.ListenerPublishPath {
+	if !d.h.directPath(path) {
 		return nil, 0, requestNotOurs
 	}
 	lines := 0
@@ -336,7 +474,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 		return nil, 0, requestIncomplete
 	}
 	r = &dr.r
-	*r = *d.template // its context, RemoteAddr and mux pattern
+	*r = *d.template // its context and RemoteAddr
 	r.Method = method
 	dr.url = url.URL{Path: path, RawQuery: query}
 	r.URL = &dr.url
@@ -348,6 +486,9 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 	r.Form, r.PostForm, r.MultipartForm, r.Trailer, r.TransferEncoding = nil, nil, nil, nil, nil
 	d.body.b = b[end+4 : size]
 	r.Body = &d.body
+	if path == d.h.opts.ListenerSubscribePath && !d.h.directSubscriber(r) {
+		return nil, 0, requestNotOurs // a streaming subscriber: net/http's
+	}
 	return r, size, requestServe
 }
 

@@ -24,12 +24,13 @@ import (
 // publisher_direct.go). The spec suite runs with it too (newSpecEnv).
 
 // dpEnv is a Hub behind an http.Server on Hub.Listener, with PublishHandler
-// at /pub and a plain handler at /other; it counts the requests net/http
-// handed to each.
+// at /pub, SubscribeHandler at /sub and a plain handler at /other; it
+// counts the requests net/http handed to the Hub's handlers.
 type dpEnv struct {
 	hub         *Hub
 	addr        string
 	pubRequests atomic.Int64 // requests for /pub that net/http read
+	subRequests atomic.Int64 // requests for /sub that net/http read
 	states      chan http.ConnState
 }
 
@@ -42,6 +43,11 @@ func newDPEnv(t *testing.T, opts Options) *dpEnv {
 	mux.Handle("/pub", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.pubRequests.Add(1)
 		pub.ServeHTTP(w, r)
+	}))
+	sub := e.hub.SubscribeHandler()
+	mux.Handle("/sub", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.subRequests.Add(1)
+		sub.ServeHTTP(w, r)
 	}))
 	mux.Handle("/other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "other "+r.Method)
@@ -347,4 +353,160 @@ func waitConnState(t *testing.T, states <-chan http.ConnState, want http.ConnSta
 			t.Fatalf("no connection state %v", want)
 		}
 	}
+}
+
+// poll is a long-poll request for channel from the position of resp (nil:
+// none).
+func poll(channel string, resp *http.Response, headers ...string) string {
+	var pos string
+	if resp != nil {
+		pos = "If-Modified-Since: " + resp.Header.Get("Last-Modified") + "\r\nIf-None-Match: " + resp.Header.Get("Etag") + "\r\n"
+	}
+	return "GET /sub?id=" + channel + " HTTP/1.1\r\nHost: x\r\n" + pos + strings.Join(headers, "") + "\r\n"
+}
+
+// TestDirectLongPolls: one keep-alive connection walks a channel with
+// long-polls; after the first, net/http reads none of them: those that
+// find a message are answered by the Hub's reader, those that wait park
+// and the Hub reads the next one after the answer. Every message arrives
+// once, in order.
+func TestDirectLongPolls(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub", MessageBufferLength: 100})
+	ctx := context.Background()
+	for i := range 5 {
+		_, _, err := e.hub.Publish(ctx, "lp", &Message{Data: []byte("m" + strconv.Itoa(i))})
+		require.NoError(t, err)
+	}
+	d := e.dial(t)
+	var last *http.Response
+	for i := range 20 {
+		d.send(poll("lp", last))
+		if i >= 5 { // nothing buffered: the poll waits, and parks or is held
+			waitSubscribers(t, e.hub, 1)
+			_, _, err := e.hub.Publish(ctx, "lp", &Message{Data: []byte("m" + strconv.Itoa(i)), ContentType: "text/plain"})
+			require.NoError(t, err)
+		}
+		resp, body := d.read("GET")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, "m"+strconv.Itoa(i), body)
+		last = resp
+	}
+	assert.EqualValues(t, 1, e.subRequests.Load(), "long-polls net/http read")
+}
+
+// TestDirectSubscribersAnswerAsNetHTTP compares the answers of subscriber
+// requests read by net/http and by the Hub, on one keep-alive connection
+// each (interval-poll, so nothing waits).
+func TestDirectSubscribersAnswerAsNetHTTP(t *testing.T) {
+	requests := []string{
+		poll("s", nil), // net/http reads this one on both
+		poll("s", nil),
+		"GET /sub?id=s HTTP/1.1\r\nHost: x\r\nIf-None-Match: 1:0\r\n\r\n",
+		"GET /sub?id=s HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: junk\r\n\r\n",
+		"GET /sub?id=s&callback=cb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub?id=s&callback=1x HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub?id=s&id=t HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub?id=bad%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub?id=s HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere.example\r\n\r\n",
+		"GET /sub?id=s HTTP/1.1\r\nHost: x\r\nOrigin: http://allowed.example\r\n\r\n",
+		"OPTIONS /sub?id=s HTTP/1.1\r\nHost: x\r\nOrigin: http://allowed.example\r\n\r\n",
+		"DELETE /sub?id=s HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /sub?id=new HTTP/1.1\r\nHost: x\r\n\r\n",
+	}
+	answers := func(direct bool) []string {
+		opts := Options{IntervalPoll: true, AllowedOrigins: []string{"http://allowed.example"}}
+		if direct {
+			opts.ListenerSubscribePath = "/sub"
+		}
+		e := newDPEnv(t, opts)
+		e.hub.Publish(context.Background(), "s", &Message{Data: []byte("one"), ContentType: "text/x-one"})
+		e.hub.Publish(context.Background(), "s", &Message{Data: []byte("two")})
+		d := e.dial(t)
+		var out []string
+		for _, raw := range requests {
+			d.send(raw)
+			method, _, _ := strings.Cut(raw, " ")
+			resp, body := d.read(method)
+			var hd []string
+			for k, vs := range resp.Header {
+				if k != "Date" && k != "Last-Modified" && k != "Etag" {
+					hd = append(hd, k+": "+strings.Join(vs, ", "))
+				}
+			}
+			sort.Strings(hd)
+			if _, after, ok := strings.Cut(body, `"id": "`); ok { // JSONP: the id differs
+				body = after[strings.Index(after, `"`):]
+			}
+			out = append(out, method+" "+resp.Status+"\n"+strings.Join(hd, "\n")+"\n\n"+body)
+		}
+		if direct { // the first, the DELETE (405) and the request after it
+			assert.EqualValues(t, 3, e.subRequests.Load(), "requests net/http read")
+		}
+		return out
+	}
+	viaNetHTTP, direct := answers(false), answers(true)
+	for i := range requests {
+		assert.Equal(t, viaNetHTTP[i], direct[i], "request %d: %q", i, requests[i])
+	}
+}
+
+// TestDirectSubscribersGiveBack: a WebSocket, EventSource or stream
+// request on a connection the Hub reads goes back to the http.Server.
+func TestDirectSubscribersGiveBack(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub", ListenerPublishPath: "/pub", IntervalPoll: true})
+	e.hub.Publish(context.Background(), "gb", &Message{Data: []byte("one")})
+	d := e.dial(t)
+	d.send(poll("gb", nil))
+	resp, body := d.read("GET")
+	require.Equal(t, "one", body)
+	d.send(post("gb", "two")) // a publish on a subscriber's connection is read by the Hub too
+	resp2, _ := d.read("POST")
+	assert.Equal(t, http.StatusAccepted, resp2.StatusCode)
+	d.send(poll("gb", resp, "Accept: text/event-stream\r\n"))
+	stream, err := http.ReadResponse(d.br, &http.Request{Method: "GET"})
+	require.NoError(t, err)
+	assert.Equal(t, "text/event-stream; charset=utf-8", stream.Header.Get("Content-Type"))
+	ev, err := wiretestReadSSE(stream.Body)
+	require.NoError(t, err)
+	assert.Contains(t, ev, "data: two")
+	assert.EqualValues(t, 2, e.subRequests.Load(), "requests net/http read")
+	assert.EqualValues(t, 0, e.pubRequests.Load())
+}
+
+// wiretestReadSSE reads an EventSource stream up to its first event with
+// data.
+func wiretestReadSSE(r io.Reader) (string, error) {
+	br := bufio.NewReader(r)
+	var ev strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return ev.String(), err
+		}
+		ev.WriteString(line)
+		if line == "\n" && strings.Contains(ev.String(), "data:") {
+			return ev.String(), nil
+		}
+	}
+}
+
+// TestDirectLongPollParksLong: a long-poll read by the Hub that parks
+// waits longer than the Hub's reader would have waited for a request
+// (directIdle): the reader's deadline does not follow the connection.
+func TestDirectLongPollParksLong(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub"})
+	d := e.dial(t)
+	d.send(poll("long", nil, "If-None-Match: 1:0\r\n")) // parks (net/http read it)
+	waitSubscribers(t, e.hub, 1)
+	e.hub.Publish(context.Background(), "long", &Message{Data: []byte("one")})
+	resp, body := d.read("GET")
+	require.Equal(t, "one", body)
+	d.send(poll("long", resp)) // read by the Hub; parks
+	waitSubscribers(t, e.hub, 1)
+	<-time.After(directIdle + directIdle/2) // the elapsed time is what is tested
+	e.hub.Publish(context.Background(), "long", &Message{Data: []byte("two")})
+	_, body = d.read("GET")
+	assert.Equal(t, "two", body)
+	assert.EqualValues(t, 1, e.subRequests.Load())
 }
