@@ -25,8 +25,11 @@
 // reader, and a publish writes to it directly (from the publishing goroutine
 // for a few subscribers, from a sweep that coalesces publishes for many).
 // Long-polls do the same on connections accepted through Hub.Listener, which
-// gives each connection back to the http.Server after the answer. The
-// package's code needs only the standard library.
+// gives each connection back to the http.Server after the answer, or, with
+// Options.ListenerSubscribePath and ListenerPublishPath, reads the plain
+// long-poll and publisher requests of kept-alive connections itself,
+// without net/http's per-request work. The package's code needs only the
+// standard library.
 //
 // The browser script of package github.com/pushhub/push/pushjs subscribes
 // over any of the transports; cmd/pushd is a standalone server built on this
