@@ -87,6 +87,16 @@ func formatInfo(info ChannelInfo, f infoFormat, now time.Time) []byte {
 	return appendInfo(make([]byte, 0, 128), info, f, now)
 }
 
+// infoText holds, per format, the text around the four values of the
+// channel info: messages, requested, subscribers, last message id.
+var infoText = [...][5]string{
+	infoPlain: {"queued messages: ", "\r\nlast requested: ", " sec. ago\r\nactive subscribers: ", "\r\nlast message id: ", ""},
+	infoJSON:  {`{"messages": `, `, "requested": `, `, "subscribers": `, `, "last_message_id": "`, `"}`},
+	infoXML: {"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n  <messages>", "</messages>\r\n  <requested>",
+		"</requested>\r\n  <subscribers>", "</subscribers>\r\n  <last_message_id>", "</last_message_id>\r\n</channel>\r\n"},
+	infoYAML: {"---\r\nmessages: ", "\r\nrequested: ", "\r\nsubscribers: ", "\r\nlast_message_id: \"", "\"\r\n"},
+}
+
 // appendInfo appends info encoded in format f to b.
 func appendInfo(b []byte, info ChannelInfo, f infoFormat, now time.Time) []byte {
 	requested := int64(-1)
@@ -96,45 +106,14 @@ func appendInfo(b []byte, info ChannelInfo, f infoFormat, now time.Time) []byte 
 			requested = 0
 		}
 	}
-	msgs, subs := int64(info.Messages), int64(info.Subscribers)
-	switch f {
-	case infoJSON:
-		b = append(b, `{"messages": `...)
-		b = strconv.AppendInt(b, msgs, 10)
-		b = append(b, `, "requested": `...)
-		b = strconv.AppendInt(b, requested, 10)
-		b = append(b, `, "subscribers": `...)
-		b = strconv.AppendInt(b, subs, 10)
-		b = append(b, `, "last_message_id": "`...)
-		b = info.LastMessageID.appendText(b)
-		return append(b, `"}`...)
-	case infoXML:
-		b = append(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channel>\r\n  <messages>"...)
-		b = strconv.AppendInt(b, msgs, 10)
-		b = append(b, "</messages>\r\n  <requested>"...)
-		b = strconv.AppendInt(b, requested, 10)
-		b = append(b, "</requested>\r\n  <subscribers>"...)
-		b = strconv.AppendInt(b, subs, 10)
-		b = append(b, "</subscribers>\r\n  <last_message_id>"...)
-		b = info.LastMessageID.appendText(b)
-		return append(b, "</last_message_id>\r\n</channel>\r\n"...)
-	case infoYAML:
-		b = append(b, "---\r\nmessages: "...)
-		b = strconv.AppendInt(b, msgs, 10)
-		b = append(b, "\r\nrequested: "...)
-		b = strconv.AppendInt(b, requested, 10)
-		b = append(b, "\r\nsubscribers: "...)
-		b = strconv.AppendInt(b, subs, 10)
-		b = append(b, "\r\nlast_message_id: \""...)
-		b = info.LastMessageID.appendText(b)
-		return append(b, "\"\r\n"...)
-	}
-	b = append(b, "queued messages: "...)
-	b = strconv.AppendInt(b, msgs, 10)
-	b = append(b, "\r\nlast requested: "...)
+	t := &infoText[f]
+	b = append(b, t[0]...)
+	b = strconv.AppendInt(b, int64(info.Messages), 10)
+	b = append(b, t[1]...)
 	b = strconv.AppendInt(b, requested, 10)
-	b = append(b, " sec. ago\r\nactive subscribers: "...)
-	b = strconv.AppendInt(b, subs, 10)
-	b = append(b, "\r\nlast message id: "...)
-	return info.LastMessageID.appendText(b)
+	b = append(b, t[2]...)
+	b = strconv.AppendInt(b, int64(info.Subscribers), 10)
+	b = append(b, t[3]...)
+	b = info.LastMessageID.appendText(b)
+	return append(b, t[4]...)
 }
