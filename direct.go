@@ -395,7 +395,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 	line, rest := cutLine(head)
 	method, line, ok1 := cutSpace(line)
 	target, proto, ok2 := cutSpace(line)
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || len(target) == 0 || target[0] != '/' {
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || len(target) == 0 || target[0] != '/' || !validTarget(target) {
 		return nil, 0, requestNotOurs
 	}
 	switch method {
@@ -436,9 +436,13 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 		}
 		key := http.CanonicalHeaderKey(name)
 		switch key {
-		case "Host":
+		case "Host": // net/http moves it to Request.Host
+			if !validHost(value) {
+				return nil, 0, requestNotOurs
+			}
 			host = value
 			hosts++
+			continue
 		case "Content-Length":
 			n, ok := parseContentLength(value)
 			if !ok {
@@ -521,6 +525,36 @@ func cutByte(s string, c byte) (before, after string, ok bool) {
 		}
 	}
 	return s, "", false
+}
+
+// validTarget reports whether an origin-form request target has only
+// visible ASCII and no fragment (anything else is net/http's to judge).
+func validTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether a Host value is a plain host[:port]: letters,
+// digits, '.', '-', ':', '[' and ']' (anything else is net/http's to
+// judge).
+func validHost(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '-', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // trimOWS trims spaces and tabs around a header value.

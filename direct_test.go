@@ -2,6 +2,7 @@ package push
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log"
@@ -509,4 +510,47 @@ func TestDirectLongPollParksLong(t *testing.T) {
 	_, body = d.read("GET")
 	assert.Equal(t, "two", body)
 	assert.EqualValues(t, 1, e.subRequests.Load())
+}
+
+// FuzzDirectParse compares the Hub's request reader with net/http's: a
+// request the Hub would answer itself must be one that net/http reads the
+// same way (method, target, Host, headers, length, body, Connection: close),
+// so that no request means one thing to the Hub and another to net/http or
+// a proxy in front of it.
+func FuzzDirectParse(f *testing.F) {
+	for _, seed := range []string{
+		post("a", "hello", "Content-Type: text/plain\r\n"),
+		poll("a", nil, "Accept: */*\r\nIf-None-Match: 1:0\r\n"),
+		"GET /sub?id=a&callback=cb HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n\r\n",
+		"POST /pub?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /pub?id=a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\tfolded\r\nContent-Length: 0\r\n\r\n",
+		"GET /sub?id=%zz HTTP/1.1\r\nHost: x\r\nUser-Agent: \x80\xff\r\n\r\n",
+		"DELETE /pub?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab" + post("b", "x"),
+	} {
+		f.Add([]byte(seed))
+	}
+	h := New(Options{ListenerPublishPath: "/pub", ListenerSubscribePath: "/sub", Logger: slog.New(slog.DiscardHandler)})
+	defer h.Shutdown(context.Background())
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		d := &directConn{h: h, template: newTemplate(context.Background(), "192.0.2.1:1234")}
+		r, size, verdict := d.parse(raw)
+		if verdict != requestServe {
+			return
+		}
+		require.LessOrEqual(t, size, len(raw))
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw[:size])))
+		require.NoError(t, err, "net/http refuses what the Hub would answer: %q", raw[:size])
+		assert.Equal(t, want.Method, r.Method)
+		assert.Equal(t, want.RequestURI, r.RequestURI)
+		assert.Equal(t, want.URL.Path, r.URL.Path)
+		assert.Equal(t, want.URL.RawQuery, r.URL.RawQuery)
+		assert.Equal(t, want.Host, r.Host)
+		assert.Equal(t, want.Header, r.Header)
+		assert.Equal(t, want.ContentLength, r.ContentLength)
+		assert.Equal(t, want.Close, r.Close)
+		wantBody, err := io.ReadAll(want.Body)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(r.Body)
+		assert.Equal(t, wantBody, body)
+	})
 }
