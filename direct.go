@@ -541,21 +541,7 @@ func validTarget(s string) bool {
 // validHost reports whether a Host value is a plain host[:port]: letters,
 // digits, '.', '-', ':', '[' and ']' (anything else is net/http's to
 // judge).
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '-', c == ':', c == '[', c == ']':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validHost(s string) bool { return alnumOr(s, ".-:[]") }
 
 // trimOWS trims spaces and tabs around a header value.
 func trimOWS(s string) string {
@@ -569,7 +555,11 @@ func trimOWS(s string) string {
 }
 
 // validHeaderName reports whether s is a token (RFC 9110 5.6.2).
-func validHeaderName(s string) bool {
+func validHeaderName(s string) bool { return alnumOr(s, "!#$%&'*+-.^_`|~") }
+
+// alnumOr reports whether s is not empty and holds only ASCII letters,
+// digits and bytes of extra.
+func alnumOr(s, extra string) bool {
 	if s == "" {
 		return false
 	}
@@ -577,7 +567,7 @@ func validHeaderName(s string) bool {
 		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		case strings.IndexByte(extra, c) >= 0:
 		default:
 			return false
 		}
