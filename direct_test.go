@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -552,5 +553,26 @@ func FuzzDirectParse(f *testing.F) {
 		require.NoError(t, err)
 		body, _ := io.ReadAll(r.Body)
 		assert.Equal(t, wantBody, body)
+	})
+}
+
+// FuzzQueryValues: the query scan of the handlers gives what
+// url.ParseQuery gives for the key.
+func FuzzQueryValues(f *testing.F) {
+	for _, seed := range [][2]string{{"id=a&id=b", "id"}, {"i%64=x+y&callback=cb", "id"}, {"id=%zz&id=ok;x&id", "id"},
+		{"callback=&callback=b", "callback"}, {"a=1&&=2&id=%41", "id"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, raw, key string) {
+		want := url.Values{}
+		if q, err := url.ParseQuery(raw); err == nil || q != nil {
+			want = q
+		}
+		got := queryValues(raw, key)
+		require.Equal(t, want[key], got, "query %q, key %q", raw, key)
+		v, ok := queryValue(raw, key)
+		_, wantOK := want[key]
+		require.Equal(t, wantOK, ok)
+		require.Equal(t, want.Get(key), v)
 	})
 }

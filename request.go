@@ -201,13 +201,12 @@ func nextQueryValue(raw, key string) (value, rest string, ok bool) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		if k != key {
-			if !strings.ContainsAny(k, "%+") {
-				continue
-			}
+		if strings.ContainsAny(k, "%+") {
 			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
 				continue
 			}
+		} else if k != key {
+			continue
 		}
 		if strings.ContainsAny(v, "%+") {
 			var err error
