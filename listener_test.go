@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +185,59 @@ func TestPublisherKeepsPaceWithSweep(t *testing.T) {
 	go func() { done <- hc.keepPace(context.Background()) }()
 	close(pass) // the pass ends
 	assert.True(t, <-done, "ahead of the sweep: waited for the pass")
+}
+
+// plainConns hides the accepted connections' SyscallConn, as on systems
+// without non-blocking writes (rawwrite_other.go) or behind a wrapper.
+type plainConns struct{ net.Listener }
+
+func (l plainConns) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return struct{ net.Conn }{c}, nil
+}
+
+// TestListenerParkedAnswerWithoutRawWrite: a parked long-poll whose
+// connection has no non-blocking write has its answer written by a
+// goroutine, and the connection then serves the next poll (the one-shot
+// stream once flushed an answer already written, with no buffer left).
+func TestListenerParkedAnswerWithoutRawWrite(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "given-back", true: "direct"}[direct], func(t *testing.T) {
+			opts := Options{Logger: slog.New(slog.DiscardHandler)}
+			if direct {
+				opts.ListenerSubscribePath = "/sub"
+			}
+			hub := New(opts)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			srv := &http.Server{Handler: hub.SubscribeHandler()}
+			go srv.Serve(hub.Listener(plainConns{ln}))
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), specWait)
+				defer cancel()
+				require.NoError(t, hub.Shutdown(ctx))
+				srv.Close()
+			})
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(specWait))
+			br := bufio.NewReader(c)
+			pos := ""
+			for i := range 3 {
+				fmt.Fprintf(c, "GET /sub?id=raw HTTP/1.1\r\nHost: x\r\n%s\r\n", pos)
+				waitSubscribers(t, hub, 1) // parked
+				_, _, err := hub.Publish(context.Background(), "raw", &Message{Data: []byte("m" + strconv.Itoa(i))})
+				require.NoError(t, err)
+				resp, err := http.ReadResponse(br, nil)
+				require.NoError(t, err)
+				body, _ := io.ReadAll(resp.Body)
+				assert.Equal(t, "m"+strconv.Itoa(i), string(body))
+				pos = "If-Modified-Since: " + resp.Header.Get("Last-Modified") + "\r\nIf-None-Match: " + resp.Header.Get("Etag") + "\r\n"
+			}
+		})
+	}
 }

@@ -376,11 +376,16 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool) bool {
 		}
 		s.answered = true
 	}
-	if handed, err := s.flush(mayBlock); handed {
-		return true
-	} else if err != nil {
-		s.finish(&connError{err}, mayBlock)
-		return false
+	// Nothing is pending when a goroutine given the answer to write (the
+	// socket took only part of it, or has no non-blocking write) has
+	// written it and runs the stream on.
+	if s.pending() {
+		if handed, err := s.flush(mayBlock); handed {
+			return true
+		} else if err != nil {
+			s.finish(&connError{err}, mayBlock)
+			return false
+		}
 	}
 	if hc, ok := s.conn.(*hubConn); ok {
 		hc.busy.Store(time.Since(s.lastMsg) < parkAfter) // lastMsg: the request's start

@@ -353,11 +353,20 @@ func (c *trackedConn) Close() error {
 
 // serve starts an httptest server for h on a cutListener at addr.
 func serve(t *testing.T, addr string, h http.Handler) (*httptest.Server, *cutListener) {
+	return serveOn(t, addr, h, nil)
+}
+
+// serveOn is serve with the cutListener wrapped by wrap (a Hub's
+// Listener), if not nil.
+func serveOn(t *testing.T, addr string, h http.Handler, wrap func(net.Listener) net.Listener) (*httptest.Server, *cutListener) {
 	t.Helper()
 	l := listen(t, addr)
 	s := httptest.NewUnstartedServer(h)
 	s.Listener.Close()
 	s.Listener = l
+	if wrap != nil {
+		s.Listener = wrap(l)
+	}
 	s.Start()
 	t.Cleanup(func() {
 		l.down() // ends held long-polls and hijacked (WebSocket) connections too

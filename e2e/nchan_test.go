@@ -123,13 +123,17 @@ func newEnv(t *testing.T, channel string, crossOrigin, allowOrigin bool, opts pu
 			opts.AllowedOrigins = []string{static.URL}
 		}
 	}
+	// Served as pushd serves: through the Hub's Listener, which parks
+	// waiting long-polls and reads the next poll of a kept-alive
+	// connection itself.
+	opts.ListenerSubscribePath = "/sub"
 	e.hub = push.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/sub", e.hub.SubscribeHandler())
 	if !crossOrigin {
 		mux.Handle("/", staticFiles(t))
 	}
-	front, cut := serve(t, "127.0.0.1:0", mux)
+	front, cut := serveOn(t, "127.0.0.1:0", mux, e.hub.Listener)
 	back := httptest.NewServer(e.hub.PublishHandler())
 	t.Cleanup(back.Close)
 	t.Cleanup(func() {
