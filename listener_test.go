@@ -83,8 +83,15 @@ func waitSubscribers(t *testing.T, h *Hub, n int) {
 // connections are kept alive for the next poll, which resumes after it.
 func TestListenerParksLongPolls(t *testing.T) {
 	skipHeld(t)
+	// 40: answered by the publisher's goroutine; 100: by a sweep, which
+	// stops the answered long-polls' readers after its pass.
+	for _, n := range []int{40, inlineFanOut + 36} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) { testListenerParksLongPolls(t, n) })
+	}
+}
+
+func testListenerParksLongPolls(t *testing.T, n int) {
 	e := newSpecEnv(t, Options{})
-	const n = 40
 	base := runtime.NumGoroutine()
 	clients := make([]*rawClient, n)
 	for i := range clients {

@@ -272,9 +272,7 @@ func (hc *hubChannel) wake() {
 	var small [inlineFanOut]listener
 	ls := append(small[:0], hc.listeners...)
 	hc.lmu.Unlock()
-	for _, l := range ls {
-		l.s.wake()
-	}
+	fanOut(ls)
 }
 
 var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
@@ -336,7 +334,24 @@ func (hc *hubChannel) keepPace(ctx context.Context) bool {
 }
 
 // fanOut wakes the streams of ls.
+//
+// A long-poll answered in the pass gives its connection back to its
+// reader (which then reads the client's next poll) only once the pass is
+// over, so that the pass's writes are not interleaved with that work on
+// the same CPU.
 func fanOut(ls []listener) {
+	for _, l := range ls {
+		if l.s.oneShot {
+			l.s.handBack.Store(handBackDefer)
+		}
+	}
+	defer func() {
+		for _, l := range ls {
+			if l.s.oneShot && l.s.handBack.Swap(handBackNow) == handBackDue {
+				l.s.stopReader()
+			}
+		}
+	}()
 	workers := min(runtime.NumCPU(), runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
 		for _, l := range ls {

@@ -133,9 +133,21 @@ type stream struct {
 	oneShot    bool
 	answered   bool
 	keepAlive  bool
-	giveBack   atomic.Bool // the reader is to give the connection back
-	handedBack atomic.Bool // it did
+	giveBack   atomic.Bool  // the reader is to give the connection back
+	handedBack atomic.Bool  // it did
+	handBack   atomic.Int32 // handBackNow, or a fan-out pass defers it (see fanOut)
 }
+
+// The states of stream.handBack.
+const (
+	handBackNow   = iota // an answered long-poll's reader is stopped at once
+	handBackDefer        // a fan-out pass is running: stop it after the pass
+	handBackDue          // answered during the pass: the pass stops it
+)
+
+// stopReader stops the reader of an answered long-poll, which then gives
+// the connection back (readKeep).
+func (s *stream) stopReader() { s.conn.SetReadDeadline(time.Now()) }
 
 // errAnswered ends a long-poll stream that was answered.
 var errAnswered = errors.New("push: long-poll answered")
@@ -636,7 +648,9 @@ func (s *stream) release(err error, announced bool) {
 		cw, ok := s.conn.(interface{ CloseWrite() error })
 		if s.oneShot && err == errAnswered && s.keepAlive {
 			s.giveBack.Store(true)
-			s.conn.SetReadDeadline(time.Now()) // stops the reader, which gives it back
+			if !s.handBack.CompareAndSwap(handBackDefer, handBackDue) {
+				s.stopReader()
+			}
 		} else if announced && ok && cw.CloseWrite() == nil {
 			s.conn.SetReadDeadline(time.Now().Add(closeWait))
 		} else {
