@@ -36,6 +36,7 @@ var rows = []row{
 	{"idle memory per WebSocket subscriber (RSS)", "idle-ws", mem(func(m *MemResult) float64 { return m.RSSPerSub }), "KiB", ""},
 	{"idle memory per long-poll subscriber (PSS)", "idle-lp", mem(func(m *MemResult) float64 { return m.PSSPerSub }), "KiB", "<=0.8"},
 	{"idle memory per long-poll subscriber (RSS)", "idle-lp", mem(func(m *MemResult) float64 { return m.RSSPerSub }), "KiB", ""},
+	{"one message to all long-poll subscribers, p99", "idle-lp", func(r *Result) (float64, bool) { return r.Latency.P99, r.Latency.N > 0 }, "ms", ""},
 	{"one message to all WebSocket subscribers, p99", "idle-ws", func(r *Result) (float64, bool) { return r.Latency.P99, r.Latency.N > 0 }, "ms", "<=1.0"},
 	{"one message to all WebSocket subscribers, max", "idle-ws", func(r *Result) (float64, bool) { return r.Latency.Max, r.Latency.N > 0 }, "ms", ""},
 	{"WebSocket fan-out, back to back: deliveries/s", "fanout-ws", func(r *Result) (float64, bool) { return r.DeliveriesPerS, r.Delivered > 0 }, "/s", ">=1.2"},
