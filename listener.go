@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -182,8 +183,9 @@ func readKeep(s *stream) {
 			c.prefix = append(c.prefix, buf[:n]...)
 		}
 		if err != nil {
-			var ne net.Error
-			if s.giveBack.Load() && errors.As(err, &ne) && ne.Timeout() {
+			// errors.Is, not errors.As into a net.Error: that costs a
+			// reflection per answered long-poll.
+			if s.giveBack.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 				c.Conn.SetReadDeadline(time.Time{})
 				s.handedBack.Store(true)
 				c.l.hub.readNext(c) // or gives it back to the http.Server
