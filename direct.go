@@ -332,10 +332,20 @@ func (d *directConn) answer(r *http.Request, next int) {
 	d.out = w.appendTo(d.out)
 }
 
-// flush writes the answers collected, under the write deadline.
+// flush writes the answers collected: at once if the socket takes them
+// (a raw write, as the fan-out's), else under the write deadline.
 func (d *directConn) flush() bool {
 	if len(d.out) == 0 {
 		return true
+	}
+	rest := d.out
+	if raw := d.c.rawWriter(); raw != nil {
+		n, err := raw.tryWrite(rest)
+		if err != errWouldBlock {
+			d.out = d.out[:0]
+			return err == nil
+		}
+		rest = rest[n:]
 	}
 	if wt := d.h.opts.WriteTimeout; wt > 0 {
 		// The deadline is renewed when a quarter of it is spent: each
@@ -345,7 +355,7 @@ func (d *directConn) flush() bool {
 			d.c.SetWriteDeadline(d.writeDeadline)
 		}
 	}
-	_, err := d.c.Write(d.out)
+	_, err := d.c.Write(rest)
 	d.out = d.out[:0]
 	return err == nil
 }

@@ -127,6 +127,21 @@ type hubConn struct {
 	// template is the request that those read by the Hub start as, once
 	// the Hub has read one after a parked long-poll (direct.go).
 	template *http.Request
+	// raw writes the answers of the requests the Hub reads (direct.go);
+	// made at the first, and only used by the connection's one reader.
+	raw     *rawWriter
+	rawDone bool // raw was made (nil: no non-blocking write)
+}
+
+// rawWriter returns c's non-blocking writer, or nil where there is none.
+func (c *hubConn) rawWriter() *rawWriter {
+	if !c.rawDone {
+		c.rawDone = true
+		if rc, err := c.SyscallConn(); err == nil {
+			c.raw = newRawWriter(rc)
+		}
+	}
+	return c.raw
 }
 
 func (c *hubConn) Read(p []byte) (int, error) {
