@@ -112,8 +112,7 @@ func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
 		(r.URL.Path == h.opts.ListenerSubscribePath && !h.directSubscriber(r)) {
 		return false
 	}
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if c, _ := h.conns.Load(connKey(local, r.RemoteAddr)); c == nil {
+	if h.listenerConn(r) == nil {
 		return false
 	}
 	var data []byte
@@ -461,11 +460,13 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 			contentLength = n
 			lengths++
 		case "Connection":
-			for _, t := range splitTokens(value) {
+			for t := range strings.SplitSeq(value, ",") {
+				t = trimOWS(t)
 				switch {
-				case asciiEqualFold(t, "close"):
+				case t == "":
+				case strings.EqualFold(t, "close"):
 					closeAfter = true
-				case asciiEqualFold(t, "keep-alive"):
+				case strings.EqualFold(t, "keep-alive"):
 				default: // "upgrade", hop-by-hop header names: net/http's
 					return nil, 0, requestNotOurs
 				}
@@ -608,38 +609,6 @@ func parseContentLength(s string) (int64, bool) {
 		n = n*10 + int64(s[i]-'0')
 	}
 	return n, true
-}
-
-// splitTokens yields the comma-separated tokens of a header value.
-func splitTokens(s string) func(func(int, string) bool) {
-	return func(yield func(int, string) bool) {
-		for i := 0; s != ""; i++ {
-			var t string
-			t, s, _ = cutByte(s, ',')
-			if t = trimOWS(t); t != "" && !yield(i, t) {
-				return
-			}
-		}
-	}
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // bodyReader is a request body held in memory.

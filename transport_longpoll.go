@@ -111,6 +111,12 @@ func (h *Hub) parkable(r *http.Request) *hubConn {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
 		return nil
 	}
+	return h.listenerConn(r)
+}
+
+// listenerConn returns the connection of r if a Listener of the Hub
+// accepted it, else nil.
+func (h *Hub) listenerConn(r *http.Request) *hubConn {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	c, _ := h.conns.Load(connKey(local, r.RemoteAddr))
 	hc, _ := c.(*hubConn)
