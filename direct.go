@@ -63,6 +63,9 @@ type directConn struct {
 	body     bodyReader
 	parked   bool      // a long-poll took the connection over (Hijack)
 	deadline time.Time // the read deadline last set
+	// current is the request being answered; spare is an answered one
+	// whose memory the next request reuses (see recycle).
+	current, spare *directRequest
 	// writeDeadline is the write deadline last set (Options.WriteTimeout).
 	writeDeadline time.Time
 }
@@ -171,8 +174,8 @@ var directConns = sync.Pool{New: func() any {
 
 func (h *Hub) newDirectConn(c *hubConn, template *http.Request) *directConn {
 	d := directConns.Get().(*directConn)
-	hd, out := d.w.header, d.out[:0]
-	*d = directConn{h: h, c: c, template: template, bufp: directBuffers.Get().(*[]byte), out: out}
+	hd, out, spare := d.w.header, d.out[:0], d.spare
+	*d = directConn{h: h, c: c, template: template, bufp: directBuffers.Get().(*[]byte), out: out, spare: spare}
 	d.w.header, d.w.d = hd, d
 	return d
 }
@@ -279,7 +282,7 @@ func (d *directConn) serve(first *http.Request) {
 			// the http.Server, whose own timeouts then apply.
 			d.refreshDeadline()
 		}
-		m, err := d.c.Read(buf[d.n:])
+		m, err := d.c.readDirect(buf[d.n:])
 		d.n += m
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) { // not errors.As: it costs a reflection per call
@@ -323,8 +326,13 @@ func (d *directConn) answer(r *http.Request, next int) {
 		d.h.servePublishRequest(w, r)
 	}
 	if d.parked {
+		d.current = nil // the parked long-poll's now
 		return
 	}
+	if d.current != nil && d.h.recycleRequests {
+		d.spare = d.current
+	}
+	d.current = nil
 	if r.Close {
 		w.header.Set("Connection", "close")
 	}
@@ -422,8 +430,18 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 			lines++
 		}
 	}
-	dr := new(directRequest) // the request, its URL and header values: one allocation
-	hdr := make(http.Header, lines)
+	dr := d.spare // the request, its URL, header map and values
+	if dr == nil {
+		dr = new(directRequest)
+	}
+	d.spare = nil
+	hdr := dr.header
+	if hdr == nil {
+		hdr = make(http.Header, lines)
+		dr.header = hdr
+	} else {
+		clear(hdr)
+	}
 	values := dr.values[:]
 	if lines > len(values) {
 		values = make([]string, lines)
@@ -488,6 +506,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 	if size > len(b) {
 		return nil, 0, requestIncomplete
 	}
+	d.current = dr
 	r = &dr.r
 	*r = *d.template // its context and RemoteAddr
 	r.Method = method
@@ -509,9 +528,16 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 
 // directRequest is a request read by a directConn, with room for its URL
 // and up to eight header values.
+//
+// When no hook of the Options sees requests (Hub.recycleRequests), an
+// answered request's memory is reused by the connection's next request:
+// the Hub's own code keeps no request after answering it (a long-poll
+// that parks keeps its own). Its strings are never reused: they are copied
+// from the connection's buffer for each request.
 type directRequest struct {
 	r      http.Request
 	url    url.URL
+	header http.Header
 	values [8]string
 }
 

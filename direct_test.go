@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -575,4 +576,33 @@ func FuzzQueryValues(f *testing.F) {
 		require.Equal(t, wantOK, ok)
 		require.Equal(t, want.Get(key), v)
 	})
+}
+
+// TestDirectRequestsKeptByHooks: the Hub reuses an answered request's
+// memory for the next request on the connection only when no hook sees
+// requests. A hook that keeps the requests it is given (which net/http
+// allows) finds each as it was.
+func TestDirectRequestsKeptByHooks(t *testing.T) {
+	var mu sync.Mutex
+	var kept []*http.Request
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", AuthorizePublish: func(r *http.Request, channel string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		kept = append(kept, r)
+		return nil
+	}})
+	d := e.dial(t)
+	for i := range 5 {
+		d.send(post("kept"+strconv.Itoa(i), "m", "X-N: "+strconv.Itoa(i)+"\r\n"))
+		resp, body := d.read("POST")
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, kept, 5)
+	for i, r := range kept {
+		assert.Equal(t, "id=kept"+strconv.Itoa(i), r.URL.RawQuery, "request %d", i)
+		assert.Equal(t, strconv.Itoa(i), r.Header.Get("X-N"), "request %d", i)
+	}
+	assert.EqualValues(t, 1, e.pubRequests.Load(), "requests net/http read for /pub")
 }

@@ -127,21 +127,36 @@ type hubConn struct {
 	// template is the request that those read by the Hub start as, once
 	// the Hub has read one after a parked long-poll (direct.go).
 	template *http.Request
-	// raw writes the answers of the requests the Hub reads (direct.go);
-	// made at the first, and only used by the connection's one reader.
+	// raw writes the answers of the requests the Hub reads and rawRead
+	// reads those requests (direct.go); made at the first, and only used
+	// by the connection's one reader.
 	raw     *rawWriter
-	rawDone bool // raw was made (nil: no non-blocking write)
+	rawRead *rawReader
+	rawDone bool // raw and rawRead were made (nil: none here)
 }
 
 // rawWriter returns c's non-blocking writer, or nil where there is none.
 func (c *hubConn) rawWriter() *rawWriter {
+	c.makeRaw()
+	return c.raw
+}
+
+func (c *hubConn) makeRaw() {
 	if !c.rawDone {
 		c.rawDone = true
 		if rc, err := c.SyscallConn(); err == nil {
-			c.raw = newRawWriter(rc)
+			c.raw, c.rawRead = newRawWriter(rc), newRawReader(rc)
 		}
 	}
-	return c.raw
+}
+
+// readDirect reads as Read does, with one system call where it can
+// (rawReader).
+func (c *hubConn) readDirect(p []byte) (int, error) {
+	if c.makeRaw(); len(c.prefix) > 0 || c.rawRead == nil {
+		return c.Read(p)
+	}
+	return c.rawRead.Read(p)
 }
 
 func (c *hubConn) Read(p []byte) (int, error) {

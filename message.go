@@ -27,6 +27,11 @@ type Message struct {
 	// frames caches the message encoded once per framing, shared read-only
 	// by every subscriber of this process that needs it.
 	frames [numFramings]atomic.Pointer[[]byte]
+
+	// handedOver marks a message the Hub built from a publisher's request
+	// and no one else holds: the memory store keeps this struct instead of
+	// a copy.
+	handedOver bool
 }
 
 // framing names one wire encoding of a message, for the encode-once cache.

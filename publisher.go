@@ -135,7 +135,7 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 		}
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
 	}
-	msg := &Message{Data: data, EventName: event}
+	msg := &Message{Data: data, EventName: event, handedOver: true}
 	if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
 		msg.ContentType = ct[0]
 	}

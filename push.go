@@ -49,6 +49,10 @@ type Hub struct {
 	published atomic.Uint64
 	delivered atomic.Uint64
 
+	// recycleRequests: no hook sees requests, so a connection whose
+	// requests the Hub reads may reuse an answered request's memory.
+	recycleRequests bool
+
 	// streamEnded, if set (by in-package tests), is called when a streaming
 	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
 	// transport and the reason.
@@ -139,6 +143,7 @@ func New(opts Options) *Hub {
 	h := &Hub{opts: opts, cfg: cfg, store: opts.Store, seed: maphash.MakeSeed()}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.log = opts.Logger
+	h.recycleRequests = opts.ChannelIDs == nil && opts.AuthorizePublish == nil && opts.AuthorizeSubscribe == nil
 	if h.store == nil {
 		h.store = NewMemoryStore()
 		h.ownStore = true

@@ -17,3 +17,10 @@ type rawWriter struct{}
 func newRawWriter(syscall.RawConn) *rawWriter { return nil }
 
 func (w *rawWriter) tryWrite(b []byte) (int, error) { return 0, errWouldBlock }
+
+// rawReader: net.Conn.Read is used instead.
+type rawReader struct{}
+
+func newRawReader(syscall.RawConn) *rawReader { return nil }
+
+func (r *rawReader) Read(b []byte) (int, error) { return 0, errors.ErrUnsupported }

@@ -49,7 +49,7 @@ func (w *rawWriter) tryWrite(b []byte) (int, error) {
 
 func (w *rawWriter) write(fd uintptr) bool {
 	for w.n < len(w.b) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.b[w.n])), uintptr(len(w.b)-w.n))
+		m, _, e := syscall.RawSyscall6(sysSend, fd, uintptr(unsafe.Pointer(&w.b[w.n])), uintptr(len(w.b)-w.n), sendFlags, 0, 0)
 		switch {
 		case e == syscall.EINTR:
 		case e == syscall.EAGAIN:
@@ -66,4 +66,58 @@ func (w *rawWriter) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// rawReader reads from a socket with one system call per read, waiting in
+// the network poller (and under the connection's read deadline) when
+// there is nothing to read. It skips the layers of net.Conn.Read (and, on
+// Linux, the file layer of read(2), with recvfrom(2)), which a connection
+// that answers a request per read pays for each request.
+type rawReader struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool // r.read, bound once
+	b   []byte
+	n   int
+	err error
+}
+
+func newRawReader(rc syscall.RawConn) *rawReader {
+	r := &rawReader{rc: rc}
+	r.fn = r.read
+	return r
+}
+
+// Read reads into b as net.Conn.Read does: at least one byte, or an error
+// (io.EOF when the peer has closed its side).
+func (r *rawReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	r.b, r.n, r.err = b, 0, nil
+	err := r.rc.Read(r.fn)
+	n := r.n
+	if err == nil {
+		err = r.err
+	}
+	r.b, r.err = nil, nil
+	return n, err
+}
+
+func (r *rawReader) read(fd uintptr) bool {
+	for {
+		m, _, e := syscall.RawSyscall6(sysRecv, fd, uintptr(unsafe.Pointer(&r.b[0])), uintptr(len(r.b)), 0, 0, 0)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return false // wait until readable
+		case e != 0:
+			r.err = e
+		case m == 0:
+			r.err = io.EOF
+		default:
+			r.n = int(m)
+		}
+		return true
+	}
 }

@@ -159,14 +159,13 @@ func (s *MemoryStore) Publish(ctx context.Context, channel string, msg *Message,
 	if id.Time <= prev.Time { // same second, or the clock stepped back
 		id = MessageID{Time: prev.Time, Tag: prev.Tag + 1}
 	}
-	stored := &Message{
-		Channel:     channel,
-		ID:          id,
-		Time:        now,
-		Data:        msg.Data,
-		ContentType: msg.ContentType,
-		EventName:   msg.EventName,
+	stored := msg
+	if msg.handedOver {
+		msg.handedOver = false
+	} else {
+		stored = &Message{Data: msg.Data, ContentType: msg.ContentType, EventName: msg.EventName}
 	}
+	stored.Channel, stored.ID, stored.Time = channel, id, now
 	ch.last = id
 	ch.lastActive = now
 	ch.timeout = cfg.ChannelTimeout

@@ -94,3 +94,33 @@ func TestFirstReadAfterBurstLongerThanBuffer(t *testing.T) {
 	}
 	require.False(t, sub.Missed())
 }
+
+// TestPublishLeavesCallersMessage: Hub.Publish stores a copy of the
+// caller's message (the Hub's own publisher requests hand theirs over), so
+// one Message may be published to several channels and is not changed.
+func TestPublishLeavesCallersMessage(t *testing.T) {
+	h := New(Options{})
+	defer h.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := &Message{Data: []byte("both"), ContentType: "text/plain"}
+	a, _, err := h.Publish(ctx, "a", msg)
+	require.NoError(t, err)
+	b, _, err := h.Publish(ctx, "b", msg)
+	require.NoError(t, err)
+	require.Equal(t, "", msg.Channel, "the caller's message")
+	require.Zero(t, msg.ID, "the caller's message")
+	require.True(t, msg.Time.IsZero(), "the caller's message")
+	require.NotSame(t, msg, a)
+	require.Equal(t, "a", a.Channel)
+	require.Equal(t, "b", b.Channel)
+	for _, ch := range []string{"a", "b"} {
+		sub, err := h.Subscribe(ctx, []string{ch}, "")
+		require.NoError(t, err)
+		m, err := sub.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, ch, m.Channel)
+		require.Equal(t, "both", string(m.Data))
+		sub.Close()
+	}
+}

@@ -22,6 +22,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		Addr:            "localhost:8080",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 10 * time.Second,
+		GCHeapFloor:     defaultHeapFloor,
 	}
 	o := &cfg.Options
 	fs := flag.NewFlagSet("pushd", flag.ContinueOnError)
@@ -138,6 +139,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "loopback `host:port` to serve net/http/pprof on (/debug/pprof/), for profiling; empty: off")
+	fs.Func("gc-heap-floor", "heap size in `bytes` below which Go does not collect garbage (above it Go collects as GOGC=100 does); trades at most that much memory for the CPU a small, busy heap spends on collections; 0 or a GOGC environment variable: Go's default (default 33554432)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return errors.New("want a whole number of bytes >= 0")
+		}
+		cfg.GCHeapFloor = n
+		return nil
+	})
 	applyTransport := addTransportFlags(fs)
 
 	if err := fs.Parse(args); err != nil {

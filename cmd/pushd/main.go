@@ -43,6 +43,7 @@ type config struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	PprofAddr       string // net/http/pprof on this loopback address; "" off
+	GCHeapFloor     uint64 // heap size below which Go does not collect; 0: Go's default
 }
 
 func main() {
@@ -76,6 +77,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cfg.Options.Logger = log
+	defer heapFloor(cfg.GCHeapFloor)()
 
 	store, err := openStore(cfg.RedisURL, cfg.RedisPrefix)
 	if err != nil {
