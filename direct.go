@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -245,6 +246,7 @@ func (d *directConn) serve(first *http.Request) {
 	}
 	for {
 		buf := *d.bufp
+		published := false // a publisher's request was answered
 		for {
 			r, size, verdict := d.parse(buf[d.start:d.n])
 			if verdict == requestIncomplete {
@@ -258,6 +260,7 @@ func (d *directConn) serve(first *http.Request) {
 				return
 			}
 			d.start += size
+			published = published || r.URL.Path == d.h.opts.ListenerPublishPath
 			if r.Close {
 				d.flush()
 				d.close()
@@ -281,6 +284,20 @@ func (d *directConn) serve(first *http.Request) {
 			// more time: a client that sends it slowly is given back to
 			// the http.Server, whose own timeouts then apply.
 			d.refreshDeadline()
+		}
+		if published && d.n == 0 {
+			// Let the goroutines that are ready run before reading a
+			// publisher's next request: right after an answer its
+			// client has seldom sent it yet, and a read that finds
+			// nothing costs a system call and a wait in the network
+			// poller. Under 50 busy publishers this took the reads from
+			// 2.0 per publish to 1.1, and a publish from 7.7 to 7.1 µs
+			// of CPU. When nothing else is ready it costs a trip through
+			// the scheduler. Not after a subscriber's poll: among
+			// thousands of long-polls, a connection that yields waits
+			// behind all of them (at 10 messages/s to 10,000 long-polls
+			// the p99 went from 350-450 to 430-560 ms).
+			runtime.Gosched()
 		}
 		m, err := d.c.readDirect(buf[d.n:])
 		d.n += m
@@ -424,12 +441,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 	if !d.h.directPath(path) {
 		return nil, 0, requestNotOurs
 	}
-	lines := 0
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '\n' {
-			lines++
-		}
-	}
+	lines := strings.Count(rest, "\n")
 	dr := d.spare // the request, its URL, header map and values
 	if dr == nil {
 		dr = new(directRequest)
@@ -545,10 +557,8 @@ var crlfcrlf = []byte("\r\n\r\n")
 
 // cutLine cuts s after its first CRLF.
 func cutLine(s string) (line, rest string) {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '\r' && s[i+1] == '\n' {
-			return s[:i], s[i+2:]
-		}
+	if i := strings.Index(s, "\r\n"); i >= 0 {
+		return s[:i], s[i+2:]
 	}
 	return s, ""
 }
