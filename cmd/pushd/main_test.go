@@ -304,6 +304,7 @@ func TestBadFlagExits2(t *testing.T) {
 		{[]string{"-max-message-size", "0"}, "want a whole number of bytes > 0"},
 		{[]string{"-max-subscribers", "many"}, "want a whole number >= 0"},
 		{[]string{"-log-level", "loud"}, "want debug, info, warn or error"},
+		{[]string{"-gc-heap-floor", "32MiB"}, "want a whole number of bytes >= 0"},
 		{[]string{"-no-such-flag"}, "flag provided but not defined"},
 		{[]string{"stray"}, "pushd takes flags only"},
 	} {
