@@ -196,6 +196,10 @@ func (c *hubConn) CloseWrite() error {
 // parked (a pipelined request); more closes the connection.
 const maxPipelined = 64 << 10
 
+// keepRoom is the room readKeep makes for a parked long-poll's next
+// request when its first bytes come.
+const keepRoom = 1 << 10
+
 // readKeep reads the client side of a parked long-poll: bytes are kept for
 // the connection's next request; it returns at the end of the connection,
 // or when the stream stops it to give the connection back.
@@ -203,14 +207,35 @@ func readKeep(s *stream) {
 	c := s.conn.(*hubConn)
 	var buf [64]byte // a small stack: this is the parked long-poll's one goroutine
 	for {
-		n, err := c.Conn.Read(buf[:])
+		// The first bytes go to buf; once something came (the client's
+		// next poll, a few hundred bytes), the rest is read into the
+		// prefix's room, so that the poll takes one or two reads and not
+		// one per 64 bytes.
+		p := buf[:]
+		if len(c.prefix) > 0 && cap(c.prefix)-len(c.prefix) >= len(buf) {
+			p = c.prefix[len(c.prefix):cap(c.prefix)]
+		}
+		var n int
+		var err error
+		if c.rawRead != nil { // made when the Hub read a request of c (direct.go)
+			n, err = c.rawRead.Read(p)
+		} else {
+			n, err = c.Conn.Read(p)
+		}
 		if n > 0 {
 			if len(c.prefix)+n > maxPipelined {
 				c.prefix = nil
 				s.giveBack.Store(false)
 				return
 			}
-			c.prefix = append(c.prefix, buf[:n]...)
+			if &p[0] == &buf[0] {
+				if c.prefix == nil {
+					c.prefix = make([]byte, 0, keepRoom)
+				}
+				c.prefix = append(c.prefix, buf[:n]...)
+			} else {
+				c.prefix = c.prefix[:len(c.prefix)+n]
+			}
 		}
 		if err != nil {
 			// errors.Is, not errors.As into a net.Error: that costs a

@@ -139,14 +139,15 @@ func etagOf(resp *http.Response) string {
 }
 
 // A request pipelined behind a parked long-poll is served after its
-// answer, on the same connection.
+// answer, on the same connection; it is larger than the parked reader's
+// buffers (its 64-byte first read and the room it then makes).
 func TestListenerKeepsPipelinedRequest(t *testing.T) {
 	skipHeld(t)
 	e := newSpecEnv(t, Options{})
 	c := dialRaw(t, e)
 	c.get(t, "/sub?id=pipe")
 	waitSubscribers(t, e.hub, 1)
-	c.get(t, "/sub?id=other", "If-None-Match: 0:0") // waits behind the first
+	c.get(t, "/sub?id=other", "If-None-Match: 0:0", "X-Big: "+strings.Repeat("b", 3000)) // waits behind the first
 	e.publish("other", "second")
 	e.publish("pipe", "first")
 	_, body := c.read(t)
