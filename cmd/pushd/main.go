@@ -59,10 +59,10 @@ func main() {
 // the network, 10-20 ms later, and the Hub could not pace a fast publisher
 // to its subscribers. With a second P its thread waits in the network
 // poller and the kernel runs it at once. The CPU used does not change.
-// The cost: when both Ps have work, Linux runs their threads in turns of a
-// few milliseconds, which shows in the tail latency of busy publishers and
-// of long-polls re-polling during a sweep (BENCHMARKS.md); a pushd serving
-// mostly long-polls on one core may do better with GOMAXPROCS=1.
+// The cost, measured on one core (BENCHMARKS.md): the tail latency of busy
+// publishers and of long-polls re-polling during a sweep is higher than
+// with one P; a pushd serving mostly long-polls on one core may do better
+// with GOMAXPROCS=1.
 func atLeastTwoPs() {
 	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
