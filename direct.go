@@ -69,6 +69,13 @@ type directConn struct {
 	current, spare *directRequest
 	// writeDeadline is the write deadline last set (Options.WriteTimeout).
 	writeDeadline time.Time
+	// pace is the publisher ring's: see paceLater.
+	pace paceLater
+	// noRing: the connection left the publisher ring, and does not join
+	// it again.
+	noRing bool
+	// ringFD is its socket's descriptor while in the ring.
+	ringFD int32
 }
 
 // directResponse is the ResponseWriter of a request read by the Hub. Its
@@ -144,8 +151,9 @@ func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
 	}
 	d.body.b = data
 	r.Body = &d.body
-	d.serve(r)
-	directConns.Put(d)
+	if !d.serve(r) {
+		directConns.Put(d)
+	}
 	return true
 }
 
@@ -200,8 +208,9 @@ func (h *Hub) readNext(c *hubConn) {
 	d := h.newDirectConn(c, c.template)
 	d.n = copy(*d.bufp, c.prefix)
 	c.prefix = nil
-	d.serve(nil)
-	directConns.Put(d)
+	if !d.serve(nil) {
+		directConns.Put(d)
+	}
 }
 
 // newTemplate returns the request every request read by a directConn
@@ -227,49 +236,48 @@ func (h *Hub) interruptDirect() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // serve answers first (if not nil), then reads and answers the following
-// requests until the connection ends, is given back, or parks.
+// requests until the connection ends, is given back, parks, or joins the
+// publisher ring. It reports whether the ring took it: the ring then puts
+// d back in directConns when it is done with it.
 //
 // Hub.Shutdown interrupts its read (interruptDirect), and the connection
 // goes back to the http.Server.
-func (d *directConn) serve(first *http.Request) {
+func (d *directConn) serve(first *http.Request) (inRing bool) {
 	d.c.direct.Store(true)
-	defer d.c.direct.Store(false)
 	defer func() {
+		if inRing {
+			return // d is the ring's
+		}
+		d.c.direct.Store(false)
 		if d.bufp != nil && !d.parked { // a panic (in a hook): net/http logs it, we close
 			d.close()
 		}
 	}()
+	published := false // a publisher's request was answered
 	if first != nil {
 		if d.answer(first, 0); d.parked {
-			return
+			return false
 		}
+		published = first.URL.Path == d.h.opts.ListenerPublishPath
 	}
 	for {
 		buf := *d.bufp
-		published := false // a publisher's request was answered
-		for {
-			r, size, verdict := d.parse(buf[d.start:d.n])
-			if verdict == requestIncomplete {
-				break
-			}
-			if verdict == requestNotOurs {
-				d.giveBack()
-				return
-			}
-			if d.answer(r, d.start+size); d.parked {
-				return
-			}
-			d.start += size
-			published = published || r.URL.Path == d.h.opts.ListenerPublishPath
-			if r.Close {
-				d.flush()
-				d.close()
-				return
-			}
+		switch outcome, pub := d.answerBuffered(false); outcome {
+		case bufferedParked:
+			return false
+		case bufferedNotOurs:
+			d.giveBack()
+			return false
+		case bufferedClose:
+			d.flush()
+			d.close()
+			return false
+		default:
+			published = published || pub
 		}
 		if !d.flush() {
 			d.close()
-			return
+			return false
 		}
 		if d.start > 0 { // keep the unread bytes at the front
 			d.n = copy(buf, buf[d.start:d.n])
@@ -277,7 +285,7 @@ func (d *directConn) serve(first *http.Request) {
 		}
 		if d.n == len(buf) { // a request larger than the buffer
 			d.giveBack()
-			return
+			return false
 		}
 		if d.n == 0 {
 			// Between requests. A request that has begun is not given
@@ -286,6 +294,11 @@ func (d *directConn) serve(first *http.Request) {
 			d.refreshDeadline()
 		}
 		if published && d.n == 0 {
+			d.c.direct.Store(false)
+			if inRing = d.h.ring.join(d); inRing {
+				return true
+			}
+			d.c.direct.Store(true)
 			// Let the goroutines that are ready run before reading a
 			// publisher's next request: right after an answer its
 			// client has seldom sent it yet, and a read that finds
@@ -299,6 +312,7 @@ func (d *directConn) serve(first *http.Request) {
 			// the p99 went from 350-450 to 430-560 ms).
 			runtime.Gosched()
 		}
+		published = false
 		m, err := d.c.readDirect(buf[d.n:])
 		d.n += m
 		if err != nil {
@@ -307,10 +321,70 @@ func (d *directConn) serve(first *http.Request) {
 			} else {
 				d.close()
 			}
-			return
+			return false
 		}
 	}
 }
+
+// The outcomes of directConn.answerBuffered.
+const (
+	bufferedRead      = iota // no complete request left: read more
+	bufferedParked           // a long-poll parked with the connection
+	bufferedNotOurs          // give the connection to the http.Server
+	bufferedClose            // a request asked to close: flush, then close
+	bufferedLeaveRing        // for the ring: leave the rest to a goroutine
+)
+
+// answerBuffered answers the complete requests at the front of the
+// buffer, appending their answers to d.out; published reports whether one
+// was a publisher's.
+//
+// inRing (the publisher ring): stop before a request that is not a
+// publisher's or that asks to close, and after a publish that has to keep
+// pace with its channel's sweep, and report bufferedLeaveRing: a
+// goroutine of the connection's own serves what is left.
+func (d *directConn) answerBuffered(inRing bool) (outcome int, published bool) {
+	buf := *d.bufp
+	for {
+		r, size, verdict := d.parse(buf[d.start:d.n])
+		switch verdict {
+		case requestIncomplete:
+			return bufferedRead, published
+		case requestNotOurs:
+			if inRing {
+				return bufferedLeaveRing, published
+			}
+			return bufferedNotOurs, published
+		}
+		isPublish := r.URL.Path == d.h.opts.ListenerPublishPath
+		if inRing && (!isPublish || r.Close) {
+			d.spare, d.current = d.current, nil // parsed again by the goroutine
+			return bufferedLeaveRing, published
+		}
+		if d.answer(r, d.start+size); d.parked {
+			return bufferedParked, published
+		}
+		d.start += size
+		published = published || isPublish
+		if r.Close {
+			return bufferedClose, published
+		}
+		if d.pace.pass != nil {
+			return bufferedLeaveRing, published
+		}
+	}
+}
+
+// paceLater lets a publish that has to keep pace with its channel's sweep
+// (hubChannel.keepPace) return at once when on is set, with the pass to
+// wait for: the publisher ring cannot wait, the goroutine it hands the
+// connection to does. A request's context carries it (paceLaterKey).
+type paceLater struct {
+	on   bool
+	pass <-chan struct{}
+}
+
+type paceLaterKey struct{}
 
 // refreshDeadline keeps the read deadline about directIdle ahead, setting
 // it at most every quarter of that; during Shutdown it stays in the past.

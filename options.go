@@ -160,6 +160,18 @@ type Options struct {
 	// AuthorizeSubscribe, which sees them all. Empty: every request is
 	// served by the http.Server.
 	ListenerSubscribePath string
+
+	// ListenerNoIOURing keeps the publishers of ListenerPublishPath on a
+	// goroutine each. Otherwise, on Linux 6.1 and later with io_uring
+	// allowed, and when the Store is the MemoryStore and no hook of these
+	// Options sees requests (ChannelIDs, AuthorizePublish and
+	// AuthorizeSubscribe are nil), their kept-alive connections are served
+	// by one goroutine through an io_uring: the answers to a batch of
+	// publishes and the reads of their next requests cost one system call
+	// together, instead of two each. Where io_uring is missing or refused
+	// (an old kernel, a seccomp profile, sysctl kernel.io_uring_disabled)
+	// the goroutines serve them, as they do here.
+	ListenerNoIOURing bool
 }
 
 // Transport is a set of subscriber transports, for Options.Transports.

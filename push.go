@@ -53,6 +53,10 @@ type Hub struct {
 	// requests the Hub reads may reuse an answered request's memory.
 	recycleRequests bool
 
+	// ring serves kept-alive publishers through an io_uring, where it
+	// can (direct_ring_linux.go).
+	ring publisherRing
+
 	// streamEnded, if set (by in-package tests), is called when a streaming
 	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
 	// transport and the reason.
@@ -328,6 +332,16 @@ func (hc *hubChannel) keepPace(ctx context.Context) bool {
 	}
 	pass := hc.pass
 	hc.lmu.Unlock()
+	if later, ok := ctx.Value(paceLaterKey{}).(*paceLater); ok && later.on {
+		later.pass = pass // the publisher ring's: it waits in a goroutine
+		return true
+	}
+	waitPass(ctx, pass)
+	return true
+}
+
+// waitPass waits for a sweep's pass to end, at most sweepWait.
+func waitPass(ctx context.Context, pass <-chan struct{}) {
 	t := time.NewTimer(sweepWait)
 	defer t.Stop()
 	select {
@@ -335,7 +349,6 @@ func (hc *hubChannel) keepPace(ctx context.Context) bool {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return true
 }
 
 // fanOut wakes the streams of ls.
@@ -603,6 +616,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.mu.Unlock()
 		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
 		h.interruptDirect()
+		h.ring.shutdown(ctx)
 		if drained != nil {
 			select {
 			case <-drained:
