@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,9 @@ type publisherRing struct {
 	// read the kernel finishes after the goroutine ended writes to live
 	// memory.
 	wakeBuf [8]byte
+	// joined and left count the connections that joined and left the
+	// ring (tests).
+	joined, left atomic.Int64
 }
 
 // Tags of a request's user data (the low bits; the rest is a slot).
@@ -134,6 +138,7 @@ func (r *publisherRing) join(d *directConn) bool {
 	d.template = newTemplate(ctx, d.template.RemoteAddr)
 	d.pace.on = true
 	r.incoming = append(r.incoming, d)
+	r.joined.Add(1)
 	r.wake()
 	return true
 }
@@ -439,6 +444,7 @@ func (l *ringLoop) settle(i int, s *ringSlot) {
 	l.slots[i] = nil
 	l.free = append(l.free, i)
 	l.live--
+	l.r.left.Add(1)
 	d := s.d
 	d.pace.on = false
 	d.noRing = true
