@@ -363,18 +363,21 @@ func BenchmarkMemoryStoreMessages(b *testing.B) {
 // BenchmarkPublishKeepAlive publishes 64-byte messages over one keep-alive
 // loopback connection through an http.Server on Hub.Listener: "net-http"
 // has every request read by net/http, "direct" sets ListenerPublishPath so
-// the Hub reads them after the first. The client writes and reads raw
-// bytes with reused buffers, so allocs/op are the server's.
+// the Hub reads them after the first (ListenerNoIOURing: on a goroutine),
+// and "ring" lets the publisher ring serve them where there is one. The
+// client writes and reads raw bytes with reused buffers, so allocs/op are
+// the server's. The client shares the process: its time per op is a round
+// trip, and the ring's is longer (two threads woken per publish, where
+// "direct" hands the CPU from one goroutine to the other); from another
+// process one publisher's round trips take as long either way (pushload
+// -c 1), and many publishers cost the ring less (BENCHMARKS.md).
 func BenchmarkPublishKeepAlive(b *testing.B) {
-	for _, direct := range []bool{false, true} {
-		name := "net-http"
-		if direct {
-			name = "direct"
-		}
+	for _, name := range []string{"net-http", "direct", "ring"} {
 		b.Run(name, func(b *testing.B) {
 			opts := Options{}
-			if direct {
+			if name != "net-http" {
 				opts.ListenerPublishPath = "/pub"
+				opts.ListenerNoIOURing = name == "direct" // ring: the publisher ring where there is one
 			}
 			h := bnHub(b, opts)
 			mux := http.NewServeMux()
