@@ -266,7 +266,12 @@ func (d *directConn) serve(first *http.Request) (inRing bool) {
 		case bufferedParked:
 			return false
 		case bufferedNotOurs:
-			d.giveBack()
+			// The answers to the requests before it go first.
+			if d.flush() {
+				d.giveBack()
+			} else {
+				d.close()
+			}
 			return false
 		case bufferedClose:
 			d.flush()
@@ -298,7 +303,9 @@ func (d *directConn) serve(first *http.Request) (inRing bool) {
 			if inRing = d.h.ring.join(d); inRing {
 				return true
 			}
-			d.c.direct.Store(true)
+			if d.c.direct.Store(true); d.h.isClosing() {
+				d.c.SetReadDeadline(aLongTimeAgo) // interruptDirect may have passed it by
+			}
 			// Let the goroutines that are ready run before reading a
 			// publisher's next request: right after an answer its
 			// client has seldom sent it yet, and a read that finds

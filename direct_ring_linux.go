@@ -90,6 +90,9 @@ type ringSlot struct {
 	idle     bool      // cancelled for idleness or Shutdown: it goes back to the http.Server
 	leave    bool      // leaves for a goroutine of its own once pending is 0
 	cancel   bool      // a cancel was asked
+	// cancelAfterSend: the cancel is made once the send in flight is
+	// done.
+	cancelAfterSend bool
 }
 
 // ringLoop is the state of a running ring's goroutine.
@@ -212,25 +215,33 @@ func (l *ringLoop) loop() {
 	nextScan := time.Now().Add(ringScan)
 	emptyScans := 0
 	for {
+		// The sends of this turn complete as they are submitted (unless
+		// a socket is full); the batch is of requests. Without a
+		// minimum wait the kernel would wait for all of them until the
+		// timeout: wait for any one.
 		wait := l.sends + l.batch
+		if !l.u.minTimeout {
+			wait = 1
+		}
 		l.sends = 0
-		if err := l.u.enter(wait, ringBatchWait, ringScan); err != nil {
-			// Cannot happen (EFAULT, EBADF: a bug). Let every
-			// connection go, and take no more.
+		err := l.u.enter(wait, ringBatchWait, ringScan)
+		if err != nil {
+			// Cannot happen (EFAULT, EBADF: a bug; EBADR: completions
+			// lost). Let every connection go once the completions
+			// there are have been read, and take no more.
 			l.h.log.Error("push: io_uring_enter failed; publishers go back to goroutines", "err", err)
 			l.r.mu.Lock()
 			l.r.unavailable = true
 			l.r.mu.Unlock()
-			l.cancelAll()
-			time.Sleep(10 * time.Millisecond) // not a busy loop if it persists
 		}
 		woken := false
 		l.now = time.Now()
-		head, tail := l.u.cqRange()
 		requests := uint32(0)
-		for ; head != tail; head++ {
-			ud, res := l.u.cqe(head)
-			l.u.cqDone(head + 1)
+		for {
+			ud, res, ok := l.u.next()
+			if !ok {
+				break
+			}
 			slot := int(ud >> ringTagBits)
 			switch ud & (1<<ringTagBits - 1) {
 			case ringTagWake:
@@ -245,6 +256,10 @@ func (l *ringLoop) loop() {
 		l.adapt(requests)
 		if woken {
 			l.takeIncoming()
+		}
+		if err != nil {
+			l.cancelAll()
+			time.Sleep(10 * time.Millisecond) // not a busy loop if it persists
 		}
 		if !l.now.Before(nextScan) {
 			nextScan = l.now.Add(ringScan)
@@ -346,31 +361,40 @@ func (l *ringLoop) takeIncoming() {
 // cancelAll lets every connection go back to the http.Server.
 func (l *ringLoop) cancelAll() {
 	for _, s := range l.slots {
-		if s != nil && !s.cancel {
-			s.idle, s.cancel = true, true
-			l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+		if s != nil {
+			l.letGo(s)
 		}
 	}
 }
 
-// scan cancels the wait of the connections idle past their deadline, and
-// the sends that took longer than WriteTimeout.
+// letGo cancels the wait of connection s for its next request, so that it
+// leaves the ring for the http.Server: at once, or once its answer in
+// flight is sent (a stored publish's answer is not cut short).
+func (l *ringLoop) letGo(s *ringSlot) {
+	if s.cancel {
+		return
+	}
+	s.cancel, s.idle = true, true
+	if s.sending {
+		s.cancelAfterSend = true
+		return
+	}
+	l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+}
+
+// scan lets the connections idle past their deadline go, and closes those
+// whose answer has waited longer than WriteTimeout to be sent.
 func (l *ringLoop) scan(now time.Time) {
 	wt := l.h.opts.WriteTimeout
 	for _, s := range l.slots {
-		if s == nil || s.cancel {
-			continue
-		}
 		switch {
-		case s.sending && wt > 0 && now.Sub(s.since) > wt:
-			s.failed = true
+		case s == nil || s.failed:
+		case s.sending && wt > 0 && now.Sub(s.since) > wt && (!s.cancel || s.cancelAfterSend):
+			s.failed, s.cancel, s.cancelAfterSend = true, true, false
+			l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
 		case !s.sending && now.After(s.deadline):
-			s.idle = true
-		default:
-			continue
+			l.letGo(s)
 		}
-		s.cancel = true
-		l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
 	}
 }
 
@@ -391,6 +415,10 @@ func (l *ringLoop) sent(i int, res int32) {
 		s.failed = true // the linked receive is cancelled
 	} else {
 		s.d.out = s.d.out[:0]
+		if s.cancelAfterSend {
+			s.cancelAfterSend = false
+			l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+		}
 	}
 	l.settle(i, s)
 }
@@ -426,6 +454,7 @@ func (l *ringLoop) received(i int, res int32) {
 	if d.n == 0 && s.deadline.Sub(l.now) < directIdle*3/4 {
 		s.deadline = l.now.Add(directIdle)
 	}
+	l.u.reserve(2) // a send and the receive linked to it go in one submission
 	if len(d.out) > 0 {
 		e := l.u.sqe()
 		e.prepSend(s.fd, d.out, uint64(i)<<ringTagBits|ringTagSend)
@@ -457,11 +486,14 @@ func (l *ringLoop) settle(i int, s *ringSlot) {
 		directConns.Put(d)
 		return
 	}
-	if err := d.c.attach(s.fd); err != nil {
+	c, err := d.c.attach(s.fd)
+	if err != nil {
 		d.close()
 		directConns.Put(d)
 		return
 	}
+	// The new connection has no deadlines yet.
+	d.c, d.deadline, d.writeDeadline = c, time.Time{}, time.Time{}
 	go d.afterRing(s.idle)
 }
 
@@ -502,19 +534,22 @@ func (c *hubConn) detach() (int32, bool) {
 	}); err != nil || fd < 0 {
 		return 0, false
 	}
-	c.Conn.Close()
-	c.raw, c.rawRead, c.rawDone = nil, nil, false
+	c.Conn.Close() // c is not used again: attach makes another
 	return int32(fd), true
 }
 
-// attach gives c a net.Conn for descriptor fd again (which it takes).
-func (c *hubConn) attach(fd int32) error {
+// attach returns the connection with a net.Conn for descriptor fd again
+// (which it takes): a new hubConn, which takes c's place in the Hub's
+// connections. c itself does not change: Shutdown may be reading it
+// (interruptDirect).
+func (c *hubConn) attach(fd int32) (*hubConn, error) {
 	f := os.NewFile(uintptr(fd), "")
 	nc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.Conn = nc
-	return nil
+	n := &hubConn{Conn: nc, l: c.l, key: c.key, template: c.template}
+	c.l.hub.conns.CompareAndSwap(c.key, c, n)
+	return n, nil
 }

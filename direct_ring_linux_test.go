@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +50,8 @@ func hubConns(h *Hub) int {
 // submission queue holds entries for, are all answered through the ring
 // (net/http reads each connection's first request only), and every
 // message reaches a subscriber in its publisher's order. Connections the
-// clients close leave the ring and the Hub, and the ring's goroutine ends
-// (goleak, TestMain).
+// clients close leave the ring and the Hub, the ring's goroutine ends, and
+// the next publisher starts it again.
 func TestPublisherRingServes(t *testing.T) {
 	const conns, rounds = uringSQEntries/2 + 50, 6 // two entries a connection per turn
 	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
@@ -138,6 +140,15 @@ func TestPublisherRingServes(t *testing.T) {
 		defer e.hub.ring.mu.Unlock()
 		return !e.hub.ring.running
 	}, specWait, time.Millisecond, "the ring's goroutine ends once it has no connection")
+
+	// The next publisher starts it again.
+	d := e.dial(t)
+	for i := range 3 {
+		d.send(post("again", strconv.Itoa(i)))
+		resp, _ := d.read("POST")
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	awaitRing(t, e.hub, conns+1)
 }
 
 // TestPublisherRingLeaves: requests the ring does not serve itself, a
@@ -154,7 +165,11 @@ func TestPublisherRingLeaves(t *testing.T) {
 	// A long-poll on the publisher's connection waits, and is answered by
 	// a publish on another.
 	d.send("GET /sub?id=lv HTTP/1.1\r\nHost: x\r\n\r\n")
-	require.Eventually(t, func() bool { return e.hub.ring.left.Load() == 1 }, specWait, time.Millisecond)
+	require.Eventually(t, func() bool {
+		info, err := e.hub.ChannelInfo(context.Background(), "lv")
+		return err == nil && info.Subscribers == 1
+	}, specWait, time.Millisecond, "the long-poll waits")
+	assert.EqualValues(t, 1, e.hub.ring.left.Load())
 	other := e.dial(t)
 	other.send(post("lv", "2"))
 	resp, _ := other.read("POST")
@@ -334,4 +349,92 @@ func TestPublisherRingOff(t *testing.T) {
 			assert.Zero(t, e.hub.ring.joined.Load(), "connections in the ring")
 		})
 	}
+}
+
+// TestDirectPublishersPipelinedThenOther: a publish and a request for
+// another path in one write get their answers in order, whether the ring
+// or a goroutine reads them (the publish's answer was once dropped when
+// the connection went back to the http.Server).
+func TestDirectPublishersPipelinedThenOther(t *testing.T) {
+	for name, off := range map[string]bool{"ring": false, "goroutine": true} {
+		t.Run(name, func(t *testing.T) {
+			e := newDPEnv(t, Options{ListenerPublishPath: "/pub", ListenerNoIOURing: off})
+			d := e.dial(t)
+			d.send(post("po", "1"))
+			d.read("POST")
+			d.send(post("po", "2") + "GET /other HTTP/1.1\r\nHost: x\r\n\r\n" + post("po", "3"))
+			resp, _ := d.read("POST")
+			assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+			_, body := d.read("GET")
+			assert.Equal(t, "other GET", body)
+			resp, _ = d.read("POST")
+			assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+		})
+	}
+}
+
+// TestPublisherRingLeftThenIdle: a connection that left the ring for a
+// goroutine (here for a CORS preflight of the subscriber path) is given
+// back to the http.Server once idle, as one that never joined.
+func TestPublisherRingLeftThenIdle(t *testing.T) {
+	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", ListenerSubscribePath: "/sub"})
+	d := e.dial(t)
+	d.send(post("li", "1"))
+	d.read("POST")
+	waitConnState(t, e.states, http.StateHijacked)
+	awaitRing(t, e.hub, 1)
+	d.send("OPTIONS /sub?id=li HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ := d.read("OPTIONS")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	waitConnState(t, e.states, http.StateNew) // given back after directIdle
+}
+
+// TestURingLinkedPairOneSubmission: a send and the receive linked to it
+// are submitted together even when the submission queue fills between
+// them, so the receive waits for the send: here one that cannot complete
+// (the peer reads nothing).
+func TestURingLinkedPairOneSubmission(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	u, err := newURing()
+	if err != nil {
+		t.Skip("io_uring is not available here")
+	}
+	defer u.close()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	require.NoError(t, syscall.SetNonblock(fds[0], true))
+	junk := make([]byte, 64<<10)
+	for { // fill the socket: the send below waits
+		if _, err := syscall.Write(fds[0], junk); err != nil {
+			break
+		}
+	}
+	require.NoError(t, syscall.SetNonblock(fds[0], false))
+	_, err = syscall.Write(fds[1], []byte("request")) // what the receive would read at once
+	require.NoError(t, err)
+
+	for range len(u.sqes) - 1 {
+		u.sqe().prepNop(ringTagCancel)
+	}
+	u.reserve(2)
+	out, in := []byte("answer"), make([]byte, 64)
+	e := u.sqe()
+	e.prepSend(int32(fds[0]), out, ringTagSend)
+	e.flags |= uringSQELink
+	u.sqe().prepRecv(int32(fds[0]), in, ringTagRecv, false)
+	require.NoError(t, u.enter(0, 0, 0))
+	require.NoError(t, u.enter(uint32(len(u.sqes)-1), 0, time.Second)) // the nops
+	for {
+		ud, res, ok := u.next()
+		if !ok {
+			break
+		}
+		require.Equal(t, uint64(ringTagCancel), ud, "completion %d (result %d) while the send waits", ud, res)
+	}
+	runtime.KeepAlive(out)
+	runtime.KeepAlive(in)
 }

@@ -32,7 +32,8 @@ const (
 	uringEnterExtArg       = 1 << 3
 	uringOffSQRing         = 0
 	uringOffSQEs           = 0x10000000
-	uringOpRead            = 22
+	uringOpNop              = 0
+	uringOpRead             = 22
 	uringOpSend            = 26
 	uringOpRecv            = 27
 	uringOpAsyncCancel     = 14
@@ -40,7 +41,6 @@ const (
 	uringRecvSendPollFirst = 1 << 0
 	uringAsyncCancelAll    = 1 << 0
 	uringAsyncCancelFD     = 1 << 1
-	uringAsyncCancelAny    = 1 << 2
 	uringSQESize           = 64
 	uringCQESize           = 16
 	uringSQEntries         = 512
@@ -109,6 +109,8 @@ type uring struct {
 	sqPending              uint32 // entries filled and not yet submitted
 	sqLocalTail            uint32
 	minTimeout             bool // the kernel takes a minimum wait (6.12)
+	spilled                []uringCQE // completions reaped by reserve, read first
+	spillRead              int
 	// The arguments of a waiting io_uring_enter: here, on the heap,
 	// where the kernel may read them.
 	timeout syscall.Timespec
@@ -176,12 +178,35 @@ func (u *uring) close() {
 	syscall.Close(u.fd)
 }
 
+// reserve makes room for n submission entries, submitting the ones filled
+// so far if there is not: entries linked together (IOSQE_IO_LINK) must be
+// submitted together, the kernel ends a chain at the end of a submission.
+func (u *uring) reserve(n uint32) {
+	for u.sqLocalTail-atomic.LoadUint32(u.sqHead)+n > uint32(len(u.sqes)) {
+		head := atomic.LoadUint32(u.sqHead)
+		u.enter(0, 0, 0) // SUBMIT_ALL: the kernel takes every entry
+		if atomic.LoadUint32(u.sqHead) == head {
+			// Refused until completions are reaped (a full
+			// completion queue): keep them aside for the caller.
+			u.spill()
+		}
+	}
+}
+
+// spill moves the completions there are to u.spilled, where cqRange and
+// cqe find them first.
+func (u *uring) spill() {
+	head, tail := atomic.LoadUint32(u.cqHead), atomic.LoadUint32(u.cqTail)
+	for ; head != tail; head++ {
+		u.spilled = append(u.spilled, u.cqes[head&u.cqMask])
+	}
+	atomic.StoreUint32(u.cqHead, head)
+}
+
 // sqe returns the next submission entry, cleared, submitting the ones
 // filled so far first if the queue is full.
 func (u *uring) sqe() *uringSQE {
-	for u.sqLocalTail-atomic.LoadUint32(u.sqHead) >= uint32(len(u.sqes)) {
-		u.enter(0, 0, 0) // SUBMIT_ALL: the kernel takes every entry
-	}
+	u.reserve(1)
 	e := &u.sqes[u.sqLocalTail&u.sqMask]
 	*e = uringSQE{}
 	u.sqLocalTail++
@@ -235,20 +260,24 @@ func (u *uring) enter(wait uint32, minWait, timeout time.Duration) error {
 	}
 }
 
-// cqRange returns the completion queue's head and tail: the completions
-// to read are those from head up to tail.
-func (u *uring) cqRange() (head, tail uint32) {
-	return atomic.LoadUint32(u.cqHead), atomic.LoadUint32(u.cqTail)
+// next returns the next completion, if there is one: those reserve set
+// aside first.
+func (u *uring) next() (userData uint64, res int32, ok bool) {
+	if u.spillRead < len(u.spilled) {
+		c := u.spilled[u.spillRead]
+		if u.spillRead++; u.spillRead == len(u.spilled) {
+			u.spilled, u.spillRead = u.spilled[:0], 0
+		}
+		return c.userData, c.res, true
+	}
+	head := atomic.LoadUint32(u.cqHead)
+	if head == atomic.LoadUint32(u.cqTail) {
+		return 0, 0, false
+	}
+	c := u.cqes[head&u.cqMask]
+	atomic.StoreUint32(u.cqHead, head+1) // the entry is free for the kernel again
+	return c.userData, c.res, true
 }
-
-// cqe returns completion i.
-func (u *uring) cqe(i uint32) (userData uint64, res int32) {
-	c := &u.cqes[i&u.cqMask]
-	return c.userData, c.res
-}
-
-// cqDone gives the completions before head back to the kernel.
-func (u *uring) cqDone(head uint32) { atomic.StoreUint32(u.cqHead, head) }
 
 // prepRecv reads into b from fd. pollFirst: data is not expected yet, so
 // the kernel waits for it without trying first.
@@ -280,8 +309,7 @@ func (e *uringSQE) prepCancelFD(fd int32, userData uint64) {
 	e.opFlags = uringAsyncCancelFD | uringAsyncCancelAll
 }
 
-// prepCancelAll cancels every request of the ring.
-func (e *uringSQE) prepCancelAll(userData uint64) {
-	e.opcode, e.fd, e.userData = uringOpAsyncCancel, -1, userData
-	e.opFlags = uringAsyncCancelAny
+// prepNop completes at once (tests).
+func (e *uringSQE) prepNop(userData uint64) {
+	e.opcode, e.userData = uringOpNop, userData
 }
