@@ -32,8 +32,8 @@ const (
 	uringEnterExtArg       = 1 << 3
 	uringOffSQRing         = 0
 	uringOffSQEs           = 0x10000000
-	uringOpNop              = 0
-	uringOpRead             = 22
+	uringOpNop             = 0
+	uringOpRead            = 22
 	uringOpSend            = 26
 	uringOpRecv            = 27
 	uringOpAsyncCancel     = 14
@@ -108,7 +108,7 @@ type uring struct {
 	cqes                   []uringCQE
 	sqPending              uint32 // entries filled and not yet submitted
 	sqLocalTail            uint32
-	minTimeout             bool // the kernel takes a minimum wait (6.12)
+	minTimeout             bool       // the kernel takes a minimum wait (6.12)
 	spilled                []uringCQE // completions reaped by reserve, read first
 	spillRead              int
 	// The arguments of a waiting io_uring_enter: here, on the heap,
