@@ -74,6 +74,7 @@ const ringScan = 250 * time.Millisecond
 // (adapt) before it takes what came; a batch is at most ringMaxBatch.
 const (
 	ringBatchWait = 50 * time.Microsecond
+	ringLoneWait  = time.Millisecond
 	ringMaxBatch  = 64
 	ringProbe     = 8
 )
@@ -216,15 +217,23 @@ func (l *ringLoop) loop() {
 	emptyScans := 0
 	for {
 		// The sends of this turn complete as they are submitted (unless
-		// a socket is full); the batch is of requests. Without a
-		// minimum wait the kernel would wait for all of them until the
-		// timeout: wait for any one.
-		wait := l.sends + l.batch
+		// a socket is full), and the kernel counts their completions:
+		// the batch is of requests. The minimum wait bounds how long a
+		// send that does not complete (a client that does not read)
+		// holds the others up; for a batch of one it is long, so that a
+		// lone publisher's next request wakes the ring when it comes
+		// and not the timer before it. Without a minimum wait the
+		// kernel would wait for all of them until ringScan: wait for
+		// any one.
+		wait, minWait := l.sends+l.batch, ringBatchWait
+		if l.batch <= 1 {
+			minWait = ringLoneWait
+		}
 		if !l.u.minTimeout {
 			wait = 1
 		}
 		l.sends = 0
-		err := l.u.enter(wait, ringBatchWait, ringScan)
+		err := l.u.enter(wait, minWait, ringScan)
 		if err != nil {
 			// Cannot happen (EFAULT, EBADF: a bug; EBADR: completions
 			// lost). Let every connection go once the completions

@@ -226,7 +226,7 @@ func (u *uring) enter(wait uint32, minWait, timeout time.Duration) error {
 		if timeout > 0 {
 			u.timeout = syscall.NsecToTimespec(int64(timeout))
 			u.arg = uringGetEventsArg{ts: uint64(uintptr(unsafe.Pointer(&u.timeout)))}
-			if u.minTimeout && wait > 1 {
+			if u.minTimeout && minWait > 0 {
 				u.arg.minWait = uint32(minWait / time.Microsecond)
 			}
 			flags |= uringEnterExtArg
