@@ -56,6 +56,9 @@ type Hub struct {
 	// ring serves kept-alive publishers through an io_uring, where it
 	// can (direct_ring_linux.go).
 	ring publisherRing
+	// sendRings keeps the rings of sweeps' batched writes
+	// (sendbatch_linux.go).
+	sendRings sendRings
 
 	// streamEnded, if set (by in-package tests), is called when a streaming
 	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
@@ -281,7 +284,7 @@ func (hc *hubChannel) wake() {
 	var small [inlineFanOut]listener
 	ls := append(small[:0], hc.listeners...)
 	hc.lmu.Unlock()
-	fanOut(ls)
+	fanOut(ls, false)
 }
 
 var listenerBufs = sync.Pool{New: func() any { return new([]listener) }}
@@ -303,7 +306,7 @@ func (hc *hubChannel) sweep() {
 		hc.pass = pass
 		ls := append((*bp)[:0], hc.listeners...)
 		hc.lmu.Unlock()
-		fanOut(ls)
+		fanOut(ls, true)
 		close(pass)
 		clear(ls)
 		*bp = ls[:0]
@@ -351,13 +354,14 @@ func waitPass(ctx context.Context, pass <-chan struct{}) {
 	}
 }
 
-// fanOut wakes the streams of ls.
+// fanOut wakes the streams of ls. batched (a sweep's): their writes are
+// made in batches (sendBatch), where the system has io_uring.
 //
 // A long-poll answered in the pass gives its connection back to its
 // reader (which then reads the client's next poll) only once the pass is
 // over, so that the pass's writes are not interleaved with that work on
 // the same CPU.
-func fanOut(ls []listener) {
+func fanOut(ls []listener, batched bool) {
 	for _, l := range ls {
 		if l.s.oneShot {
 			l.s.handBack.Store(handBackDefer)
@@ -370,24 +374,34 @@ func fanOut(ls []listener) {
 			}
 		}
 	}()
+	batch := func() *sendBatch { // a worker's, or nil
+		if batched && len(ls) > 0 {
+			return ls[0].s.hub.sendBatch()
+		}
+		return nil
+	}
 	workers := min(runtime.NumCPU(), runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
-		for _, l := range ls {
-			l.s.wake()
+		b := batch()
+		wakeEach(ls, b)
+		if b != nil {
+			b.done()
 		}
 		return
 	}
 	var next atomic.Int64
 	work := func() {
+		b := batch()
 		for {
 			end := int(next.Add(fanOutChunk))
 			start := end - fanOutChunk
 			if start >= len(ls) {
-				return
+				break
 			}
-			for _, l := range ls[start:min(end, len(ls))] {
-				l.s.wake()
-			}
+			wakeEach(ls[start:min(end, len(ls))], b)
+		}
+		if b != nil {
+			b.done()
 		}
 	}
 	var wg sync.WaitGroup
@@ -400,6 +414,17 @@ func fanOut(ls []listener) {
 	}
 	work()
 	wg.Wait()
+}
+
+// wakeEach wakes the streams of ls, their writes gathered in b if not nil.
+func wakeEach(ls []listener, b *sendBatch) {
+	for _, l := range ls {
+		if b != nil {
+			l.s.wakeBatched(b)
+		} else {
+			l.s.wake()
+		}
+	}
 }
 
 func (hc *hubChannel) append(m *Message) {
@@ -625,6 +650,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			}
 		}
 		h.unwatch()
+		h.closeSendRings()
 		if h.ownStore {
 			h.store.Close()
 		}

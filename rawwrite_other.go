@@ -24,3 +24,6 @@ type rawReader struct{}
 func newRawReader(syscall.RawConn) *rawReader { return nil }
 
 func (r *rawReader) Read(b []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// rawFD: no batched writes here.
+func rawFD(syscall.RawConn) int32 { return -1 }

@@ -121,3 +121,12 @@ func (r *rawReader) read(fd uintptr) bool {
 		return true
 	}
 }
+
+// rawFD returns rc's descriptor, or -1. A stream's batched writes
+// (sendBatch) use it while the stream is theirs: its connection is not
+// closed meanwhile.
+func rawFD(rc syscall.RawConn) int32 {
+	fd := int32(-1)
+	rc.Control(func(s uintptr) { fd = int32(s) })
+	return fd
+}

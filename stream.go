@@ -97,6 +97,8 @@ type stream struct {
 	// the connection allows them) or held (w set).
 	conn    net.Conn
 	raw     *rawWriter // nil: no non-blocking writes (TLS)
+	fd      int32      // conn's descriptor, for a sweep's batched writes; -1: none
+	batch   *sendBatch // set by wakeBatched for the next step
 	chunked bool       // parked HTTP/1.1 stream: the body goes in chunks
 	w       http.ResponseWriter
 	rc      *http.ResponseController
@@ -155,7 +157,7 @@ var errAnswered = errors.New("push: long-poll answered")
 // newStream returns a stream of sub in framing f. Call park or hold next.
 func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 	now := time.Now()
-	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now}
+	s := &stream{hub: h, sub: sub, f: f, t: t, gaps: sub.gaps, lastWrite: now, lastMsg: now, fd: -1}
 	if len(sub.hcs) == 1 {
 		s.slots = s.slot1[:]
 	} else {
@@ -177,7 +179,9 @@ func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			s.raw = newRawWriter(rc)
+			if s.raw = newRawWriter(rc); s.raw != nil {
+				s.fd = rawFD(rc)
+			}
 		}
 	}
 	s.closers.Store(2)
@@ -254,6 +258,21 @@ func (s *stream) wake() {
 	}
 }
 
+// wakeBatched is wake for a sweep's worker: the stream's write, if it
+// makes one now, goes into b, which makes it with the others (and then
+// runs the stream on).
+func (s *stream) wakeBatched(b *sendBatch) {
+	if s.signal != nil || s.fd < 0 {
+		s.wake()
+		return
+	}
+	s.dirty.Store(true)
+	if s.running.CompareAndSwap(false, true) {
+		s.batch = b
+		s.run(false)
+	}
+}
+
 // post records events and wakes the stream.
 func (s *stream) post(ev uint32) {
 	s.events.Or(ev)
@@ -293,6 +312,8 @@ func (s *stream) run(mayBlock bool) {
 // handles the timer. It reports whether it handed the stream to another
 // goroutine.
 func (s *stream) step(mayBlock bool) bool {
+	b := s.batch // for this step's first write only
+	s.batch = nil
 	ev := s.events.Swap(0)
 	switch {
 	case ev&evPeerClose != 0:
@@ -303,7 +324,7 @@ func (s *stream) step(mayBlock bool) bool {
 		return false
 	}
 	if s.oneShot {
-		return s.stepOnce(ev, mayBlock)
+		return s.stepOnce(ev, mayBlock, b)
 	}
 	if ev&evPong != 0 {
 		if p := s.pongFrame.Swap(nil); p != nil {
@@ -349,7 +370,7 @@ func (s *stream) step(mayBlock bool) bool {
 		if !s.pending() {
 			break
 		}
-		if handed, err := s.flush(mayBlock); handed {
+		if handed, err := s.flush(mayBlock, b); handed {
 			s.events.Or(ev & evTimer) // not handled yet: the new owner does it
 			return true
 		} else if err != nil {
@@ -367,7 +388,7 @@ func (s *stream) step(mayBlock bool) bool {
 // stepOnce is step for a long-poll: the first message, or the end of the
 // subscription or the subscriber timeout, is answered, and then the stream
 // finishes.
-func (s *stream) stepOnce(ev uint32, mayBlock bool) bool {
+func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
 	if !s.answered {
 		m, err := s.sub.TryNext(context.Background())
 		if m == nil && err == nil && ev&evTimer != 0 {
@@ -392,7 +413,7 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool) bool {
 	// socket took only part of it, or has no non-blocking write) has
 	// written it and runs the stream on.
 	if s.pending() {
-		if handed, err := s.flush(mayBlock); handed {
+		if handed, err := s.flush(mayBlock, b); handed {
 			return true
 		} else if err != nil {
 			s.finish(&connError{err}, mayBlock)
@@ -525,14 +546,18 @@ func (s *stream) seal() []byte {
 // flush writes the output. Without mayBlock it writes what the connection
 // takes at once and, if anything is left, hands the stream to a new
 // goroutine that writes the rest under the write deadline and goes on
-// running the stream (handed is then true).
-func (s *stream) flush(mayBlock bool) (handed bool, err error) {
+// running the stream (handed is then true). With a batch (and without
+// mayBlock), the batch makes that write and then goes on (handed too).
+func (s *stream) flush(mayBlock bool, batch *sendBatch) (handed bool, err error) {
 	b := s.seal()
 	switch {
 	case s.w != nil:
 		err = s.writeHeld(b)
 	case mayBlock:
 		err = s.writeBlocking(b)
+	case batch != nil && s.fd >= 0:
+		batch.add(s, b)
+		return true, nil
 	default:
 		n := 0
 		err = errWouldBlock
@@ -540,18 +565,7 @@ func (s *stream) flush(mayBlock bool) (handed bool, err error) {
 			n, err = s.raw.tryWrite(b)
 		}
 		if err == errWouldBlock {
-			rest := b[n:]
-			go func() {
-				err := s.writeBlocking(rest)
-				s.idle()
-				if err != nil {
-					s.finish(&connError{err}, true)
-					return
-				}
-				s.lastWrite = time.Now()
-				s.dirty.Store(true)
-				s.run(true)
-			}()
+			s.writeRest(b[n:])
 			return true, nil
 		}
 	}
@@ -560,6 +574,41 @@ func (s *stream) flush(mayBlock bool) (handed bool, err error) {
 		s.lastWrite = time.Now()
 	}
 	return false, err
+}
+
+// writeRest hands the stream to a new goroutine that writes rest, what a
+// non-blocking write left, under the write deadline, and runs the stream
+// on.
+func (s *stream) writeRest(rest []byte) {
+	go func() {
+		err := s.writeBlocking(rest)
+		s.idle()
+		if err != nil {
+			s.finish(&connError{err}, true)
+			return
+		}
+		s.lastWrite = time.Now()
+		s.dirty.Store(true)
+		s.run(true)
+	}()
+}
+
+// written runs the stream on after a batch wrote n bytes of b, its output
+// (err: the write failed; errWouldBlock: the socket took only n bytes).
+func (s *stream) written(b []byte, n int, err error) {
+	switch {
+	case err == nil && n == len(b):
+		s.idle()
+		if s.timed {
+			s.lastWrite = time.Now()
+		}
+		s.dirty.Store(true)
+		s.run(false)
+	case err == nil || err == errWouldBlock:
+		s.writeRest(b[n:])
+	default:
+		s.finish(&connError{err}, false)
+	}
 }
 
 // writeBlocking writes b to the parked connection under the write

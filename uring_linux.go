@@ -97,7 +97,7 @@ type uringGetEventsArg struct {
 	ts        uint64
 }
 
-// uring is one ring, used by one goroutine locked to its thread.
+// uring is one ring, used by one goroutine at a time.
 type uring struct {
 	fd                     int
 	ring, sqesMem          []byte
@@ -121,14 +121,25 @@ type uring struct {
 // kernel.io_uring_disabled) or too old here.
 var errNoURing = errors.New("push: io_uring is not available")
 
-// newURing sets up a ring. The calling goroutine must be locked to its
-// thread and stay so for the ring's life.
+// newURing sets up the publisher ring's ring. The calling goroutine must
+// be locked to its thread and stay so for the ring's life.
 func newURing() (*uring, error) {
+	return setupURing(uringSetupFlags, uringSQEntries, uringCQEntries)
+}
+
+// newSendURing sets up a ring for a sweep's writes (sendBatch): any
+// thread may submit to it, one at a time, and its sends complete as they
+// are submitted (MSG_DONTWAIT), so no completion waits for its thread.
+func newSendURing() (*uring, error) {
+	return setupURing(uringSetupCQSize|uringSetupSubmitAll, sendBatchSize, 2*sendBatchSize)
+}
+
+func setupURing(flags, sqEntries, cqEntries uint32) (*uring, error) {
 	var p uringParams
 	if unsafe.Sizeof(p) != uringParamsSize || unsafe.Sizeof(uringSQE{}) != uringSQESize || unsafe.Sizeof(uringCQE{}) != uringCQESize {
 		return nil, errNoURing // cannot happen: the layouts are the kernel's
 	}
-	fd, err := uringSetup(&p, uringSetupFlags)
+	fd, err := uringSetup(&p, flags, sqEntries, cqEntries)
 	if err != nil { // older than 6.1 (no DEFER_TASKRUN), or refused
 		return nil, errNoURing
 	}
@@ -161,10 +172,10 @@ func newURing() (*uring, error) {
 	return u, nil
 }
 
-func uringSetup(p *uringParams, flags uint32) (int, error) {
+func uringSetup(p *uringParams, flags, sqEntries, cqEntries uint32) (int, error) {
 	p.flags = flags
-	p.cqEntries = uringCQEntries
-	r, _, e := syscall.RawSyscall(sysIOURingSetup, uringSQEntries, uintptr(unsafe.Pointer(p)), 0)
+	p.cqEntries = cqEntries
+	r, _, e := syscall.RawSyscall(sysIOURingSetup, uintptr(sqEntries), uintptr(unsafe.Pointer(p)), 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -294,6 +305,13 @@ func (e *uringSQE) prepSend(fd int32, b []byte, userData uint64) {
 	e.opcode, e.fd, e.userData = uringOpSend, fd, userData
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
 	e.opFlags = syscall.MSG_NOSIGNAL | syscall.MSG_WAITALL
+}
+
+// prepSendNow writes what fd takes of b now (MSG_DONTWAIT: -EAGAIN when
+// it takes nothing, as a non-blocking send(2)).
+func (e *uringSQE) prepSendNow(fd int32, b []byte, userData uint64) {
+	e.prepSend(fd, b, userData)
+	e.opFlags = syscall.MSG_NOSIGNAL | syscall.MSG_DONTWAIT
 }
 
 // prepRead reads into b from fd (an eventfd).

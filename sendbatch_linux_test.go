@@ -1,0 +1,70 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSweepBatchedWrites: a channel with more subscribers than a publish
+// serves itself is served by sweeps whose writes are made in batches
+// (sendbatch_linux.go). Every subscriber gets every message in order: the
+// fast ones as they come, and one that reads nothing until the end, whose
+// socket takes only part of a write, once it reads (the rest of each write
+// went to a goroutine of its own, as without batches).
+func TestSweepBatchedWrites(t *testing.T) {
+	const fast, n, size = 2 * inlineFanOut, 40, 16 << 10
+	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1},
+		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
+	e.hub.streamEnded = nil // more streams end than e.ended holds
+	slow := e.dialSmallBuf([]string{"a"}, nil)
+	conns := make([]*websocket.Conn, fast)
+	for i := range conns {
+		conns[i] = e.dial([]string{"a"}, nil, nil)
+		conns[i].SetReadLimit(1 << 20)
+	}
+	e.waitSubscribers(fast + 1)
+
+	payload := func(i int) string { return fmt.Sprintf("%04d", i) + strings.Repeat("x", size-4) }
+	readAll := func(c *websocket.Conn) error {
+		for i := range n {
+			_, got, err := c.Read(context.Background())
+			if err != nil {
+				return fmt.Errorf("message %d: %w", i, err)
+			}
+			if string(got) != payload(i) {
+				return fmt.Errorf("message %d: got %q...", i, got[:min(len(got), 8)])
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, fast)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- readAll(c)
+		}()
+	}
+	for i := range n {
+		e.publish("a", payload(i), "")
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.NoError(t, readAll(slow), "the subscriber that read nothing until the end")
+	if e.hub.sendRings.unavailable {
+		t.Skip("io_uring is not available here: the sweeps wrote with a system call each")
+	}
+	assert.Positive(t, e.hub.sendRings.writes.Load(), "writes made in batches")
+}
