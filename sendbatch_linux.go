@@ -19,6 +19,11 @@ import (
 // sendBatchSize is how many writes one io_uring_enter makes.
 const sendBatchSize = 256
 
+// maxSendRings bounds the rings a Hub keeps for batches: one per sweep
+// worker running at once, and sweeps beyond that many write with a system
+// call each.
+const maxSendRings = 16
+
 // errSendLost: a batched write whose completion never came.
 var errSendLost = errors.New("push: a batched write was lost (io_uring failed)")
 
@@ -41,7 +46,8 @@ type sendRings struct {
 	mu          sync.Mutex
 	free        []*sendBatch
 	unavailable bool         // io_uring is missing or refused here
-	closed      bool         // Shutdown: rings are closed when given back
+	closed      bool // Shutdown: rings are closed when given back
+	made        int  // rings made and not closed
 	writes      atomic.Int64 // writes made in batches (tests)
 }
 
@@ -56,15 +62,17 @@ func (h *Hub) sendBatch() *sendBatch {
 		r.mu.Unlock()
 		return b
 	}
-	unavailable := r.unavailable || r.closed
-	r.mu.Unlock()
-	if unavailable {
-		return nil
+	if r.unavailable || r.closed || r.made >= maxSendRings {
+		r.mu.Unlock()
+		return nil // more sweeps at once than that: the rest write as before
 	}
+	r.made++
+	r.mu.Unlock()
 	u, err := newSendURing()
 	if err != nil {
 		r.mu.Lock()
 		r.unavailable = true
+		r.made--
 		r.mu.Unlock()
 		return nil
 	}
@@ -77,6 +85,7 @@ func (b *sendBatch) done() {
 	r := &b.h.sendRings
 	r.mu.Lock()
 	if r.closed {
+		r.made--
 		r.mu.Unlock()
 		b.u.close()
 		return
@@ -93,6 +102,7 @@ func (h *Hub) closeSendRings() {
 	r.closed = true
 	free := r.free
 	r.free = nil
+	r.made -= len(free)
 	r.mu.Unlock()
 	for _, b := range free {
 		b.u.close()
