@@ -46,8 +46,8 @@ type sendRings struct {
 	mu          sync.Mutex
 	free        []*sendBatch
 	unavailable bool         // io_uring is missing or refused here
-	closed      bool // Shutdown: rings are closed when given back
-	made        int  // rings made and not closed
+	closed      bool         // Shutdown: rings are closed when given back
+	made        int          // rings made and not closed
 	writes      atomic.Int64 // writes made in batches (tests)
 }
 
