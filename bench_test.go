@@ -363,7 +363,7 @@ func BenchmarkMemoryStoreMessages(b *testing.B) {
 // BenchmarkPublishKeepAlive publishes 64-byte messages over one keep-alive
 // loopback connection through an http.Server on Hub.Listener: "net-http"
 // has every request read by net/http, "direct" sets ListenerPublishPath so
-// the Hub reads them after the first (ListenerNoIOURing: on a goroutine),
+// the Hub reads them after the first (NoIOURing: on a goroutine),
 // and "ring" lets the publisher ring serve them where there is one. The
 // client writes and reads raw bytes with reused buffers, so allocs/op are
 // the server's. The client shares the process: its time per op is a round
@@ -377,7 +377,7 @@ func BenchmarkPublishKeepAlive(b *testing.B) {
 			opts := Options{}
 			if name != "net-http" {
 				opts.ListenerPublishPath = "/pub"
-				opts.ListenerNoIOURing = name == "direct" // ring: the publisher ring where there is one
+				opts.NoIOURing = name == "direct" // ring: the publisher ring where there is one
 			}
 			h := bnHub(b, opts)
 			mux := http.NewServeMux()

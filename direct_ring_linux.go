@@ -114,7 +114,7 @@ type ringLoop struct {
 // took d. d has just answered a publish and has nothing buffered.
 func (r *publisherRing) join(d *directConn) bool {
 	h := d.h
-	if d.noRing || h.opts.ListenerNoIOURing || !h.recycleRequests || len(d.c.prefix) > 0 || d.pace.pass != nil {
+	if d.noRing || h.opts.NoIOURing || !h.recycleRequests || len(d.c.prefix) > 0 || d.pace.pass != nil {
 		return false
 	}
 	if _, ok := h.store.(*MemoryStore); !ok {

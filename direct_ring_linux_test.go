@@ -330,12 +330,12 @@ func TestPublisherRingIdle(t *testing.T) {
 	assert.EqualValues(t, 2, e.pubRequests.Load())
 }
 
-// TestPublisherRingOff: with ListenerNoIOURing, and when a hook sees
+// TestPublisherRingOff: with NoIOURing, and when a hook sees
 // requests, publishers stay on their goroutines.
 func TestPublisherRingOff(t *testing.T) {
 	for name, opts := range map[string]Options{
-		"ListenerNoIOURing": {ListenerPublishPath: "/pub", ListenerNoIOURing: true},
-		"AuthorizePublish":  {ListenerPublishPath: "/pub", AuthorizePublish: func(*http.Request, string) error { return nil }},
+		"NoIOURing":        {ListenerPublishPath: "/pub", NoIOURing: true},
+		"AuthorizePublish": {ListenerPublishPath: "/pub", AuthorizePublish: func(*http.Request, string) error { return nil }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newDPEnv(t, opts)
@@ -358,7 +358,7 @@ func TestPublisherRingOff(t *testing.T) {
 func TestDirectPublishersPipelinedThenOther(t *testing.T) {
 	for name, off := range map[string]bool{"ring": false, "goroutine": true} {
 		t.Run(name, func(t *testing.T) {
-			e := newDPEnv(t, Options{ListenerPublishPath: "/pub", ListenerNoIOURing: off})
+			e := newDPEnv(t, Options{ListenerPublishPath: "/pub", NoIOURing: off})
 			d := e.dial(t)
 			d.send(post("po", "1"))
 			d.read("POST")

@@ -28,10 +28,10 @@
 // gives each connection back to the http.Server after the answer, or, with
 // Options.ListenerSubscribePath and ListenerPublishPath, reads the plain
 // long-poll and publisher requests of kept-alive connections itself,
-// without net/http's per-request work; on Linux it serves busy publishers
-// through one io_uring, a batch of them per system call
-// (Options.ListenerNoIOURing). The package's code needs only the standard
-// library.
+// without net/http's per-request work. On Linux it serves busy publishers
+// through one io_uring, a batch of them per system call, and a fan-out
+// sweep makes its writes 256 per system call (Options.NoIOURing). The
+// package's code needs only the standard library.
 //
 // The browser script of package github.com/pushhub/push/pushjs subscribes
 // over any of the transports; cmd/pushd is a standalone server built on this

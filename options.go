@@ -161,25 +161,31 @@ type Options struct {
 	// served by the http.Server.
 	ListenerSubscribePath string
 
-	// ListenerNoIOURing keeps the publishers of ListenerPublishPath on a
-	// goroutine each. Otherwise, on Linux 6.1 and later with io_uring
-	// allowed, and when the Store is the MemoryStore and no hook of these
-	// Options sees requests (ChannelIDs, AuthorizePublish and
-	// AuthorizeSubscribe are nil), their kept-alive connections are served
-	// by one goroutine through an io_uring: the answers to a batch of
-	// publishes and the reads of their next requests cost one system call
-	// together, instead of two each, and busy publishers' requests are
-	// gathered for up to 50 µs into a batch (a publish takes about 0.6-0.75
-	// of the CPU it takes on a goroutine under 50 busy publishers). A
-	// request the ring does not serve itself (another path, a long-poll,
+	// NoIOURing keeps the Hub from using io_uring, which it otherwise
+	// does on Linux 6.1 and later where io_uring is allowed, in two places:
+	//
+	// Kept-alive publishers of ListenerPublishPath, when the Store is the
+	// MemoryStore and no hook of these Options sees requests (ChannelIDs,
+	// AuthorizePublish and AuthorizeSubscribe are nil), are served by one
+	// goroutine through an io_uring (the publisher ring): the answers to a
+	// batch of publishes and the reads of their next requests cost one
+	// system call together, instead of two each, and busy publishers'
+	// requests are gathered for up to 50 µs into a batch (a publish then
+	// takes about 0.6-0.75 of the CPU it takes on a goroutine). A request
+	// the ring does not serve itself (another path, a long-poll,
 	// Connection: close, a publish that waits for its channel's fan-out)
-	// moves its connection back to a goroutine. Where io_uring is missing
-	// or refused (an old kernel, a container's seccomp profile, sysctl
-	// kernel.io_uring_disabled) the goroutines serve them, as when this is
-	// set. Set it under a seccomp filter that kills the process on
-	// io_uring_setup(2) instead of failing the call (systemd's
+	// moves its connection back to a goroutine.
+	//
+	// A fan-out sweep (a channel with more than 64 subscribers) makes its
+	// writes to subscribers 256 at a time, with one system call.
+	//
+	// Where io_uring is missing or refused (an old kernel, a container's
+	// seccomp profile, sysctl kernel.io_uring_disabled) the Hub does
+	// without, as when this is set: a goroutine per publisher and a system
+	// call per write. Set it under a seccomp filter that kills the process
+	// on io_uring_setup(2) instead of failing the call (systemd's
 	// SystemCallFilter without SystemCallErrorNumber does).
-	ListenerNoIOURing bool
+	NoIOURing bool
 }
 
 // Transport is a set of subscriber transports, for Options.Transports.

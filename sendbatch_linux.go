@@ -54,6 +54,9 @@ type sendRings struct {
 // sendBatch returns a batch for a fan-out worker, or nil where io_uring is
 // not available.
 func (h *Hub) sendBatch() *sendBatch {
+	if h.opts.NoIOURing {
+		return nil
+	}
 	r := &h.sendRings
 	r.mu.Lock()
 	if n := len(r.free); n > 0 {

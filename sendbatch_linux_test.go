@@ -18,10 +18,17 @@ import (
 // (sendbatch_linux.go). Every subscriber gets every message in order: the
 // fast ones as they come, and one that reads nothing until the end, whose
 // socket takes only part of a write, once it reads (the rest of each write
-// went to a goroutine of its own, as without batches).
+// went to a goroutine of its own, as without batches). With NoIOURing the
+// same holds, with a system call per write.
 func TestSweepBatchedWrites(t *testing.T) {
-	const fast, n, size = 2 * inlineFanOut, 40, 16 << 10
-	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1},
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoIOURing=%v", off), func(t *testing.T) { testSweepBatchedWrites(t, off) })
+	}
+}
+
+func testSweepBatchedWrites(t *testing.T, off bool) {
+	const fast, n, size = inlineFanOut + 16, 40, 16 << 10
+	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1, NoIOURing: off},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 	e.hub.streamEnded = nil // more streams end than e.ended holds
 	slow := e.dialSmallBuf([]string{"a"}, nil)
@@ -63,6 +70,10 @@ func TestSweepBatchedWrites(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, readAll(slow), "the subscriber that read nothing until the end")
+	if off {
+		assert.Zero(t, e.hub.sendRings.writes.Load(), "writes made in batches")
+		return
+	}
 	if e.hub.sendRings.unavailable {
 		t.Skip("io_uring is not available here: the sweeps wrote with a system call each")
 	}

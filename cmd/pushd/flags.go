@@ -138,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.ShutdownTimeout = d
 		return nil
 	})
-	fs.BoolVar(&o.ListenerNoIOURing, "no-io-uring", false, "serve kept-alive publishers with a goroutine each instead of one io_uring (Linux 6.1+; pushd falls back by itself where io_uring is missing or refused)")
+	fs.BoolVar(&o.NoIOURing, "no-io-uring", false, "use no io_uring: serve kept-alive publishers with a goroutine each instead of one io_uring, and write to a large channel's subscribers with a system call each instead of 256 per io_uring_enter (Linux 6.1+; pushd does without by itself where io_uring is missing or refused)")
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "loopback `host:port` to serve net/http/pprof on (/debug/pprof/), for profiling; empty: off")
 	fs.Func("gc-heap-floor", "heap size in `bytes` below which Go does not collect garbage (above it Go collects as GOGC=100 does); trades at most that much memory for the CPU a small, busy heap spends on collections; 0 or a GOGC environment variable: Go's default (default 33554432)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 64)

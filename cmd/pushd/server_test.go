@@ -30,7 +30,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 			SubscriberTimeout: 30 * time.Second, TimeoutStatus: 408, IntervalPoll: true,
 			Concurrency: push.Last, AuthorizedChannelsOnly: true, MaxSubscribersPerChannel: 7,
 			AllowedOrigins: []string{"https://a.example", "https://*.b.example"}, PutPublishes: true,
-			MaxMessageSize: 4096, LongPollCatchUp: true, ListenerNoIOURing: true,
+			MaxMessageSize: 4096, LongPollCatchUp: true, NoIOURing: true,
 		}},
 	} {
 		cfg, err := parseFlags(tc.args, io.Discard)
