@@ -374,15 +374,13 @@ func fanOut(ls []listener, batched bool) {
 			}
 		}
 	}()
-	batch := func() *sendBatch { // a worker's, or nil
-		if batched && len(ls) > 0 {
-			return ls[0].s.hub.sendBatch()
-		}
-		return nil
+	var h *Hub // batches come from it
+	if batched && len(ls) > 0 {
+		h = ls[0].s.hub
 	}
 	workers := min(runtime.NumCPU(), runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
-		b := batch()
+		b := h.sendBatch()
 		wakeEach(ls, b)
 		if b != nil {
 			b.done()
@@ -391,7 +389,7 @@ func fanOut(ls []listener, batched bool) {
 	}
 	var next atomic.Int64
 	work := func() {
-		b := batch()
+		b := h.sendBatch()
 		for {
 			end := int(next.Add(fanOutChunk))
 			start := end - fanOutChunk

@@ -32,14 +32,24 @@ type sendBatch struct {
 	h       *Hub
 	u       *uring
 	items   []batchedWrite
+	buf     []byte
 	results [sendBatchSize]int32
 	got     [sendBatchSize]bool
 }
 
 type batchedWrite struct {
-	s *stream
-	b []byte
+	s      *stream
+	b      []byte
+	copied bool // b is in the batch's buf
 }
+
+// A write of at most sendBatchCopy bytes is copied into the batch's own
+// buffer (sendBatchBuffer bytes), and the stream's output buffer released
+// at once: a batch then holds one buffer instead of hundreds.
+const (
+	sendBatchCopy   = 512
+	sendBatchBuffer = 64 << 10
+)
 
 // sendRings keeps a Hub's sendBatches (and their rings) between sweeps.
 type sendRings struct {
@@ -52,9 +62,9 @@ type sendRings struct {
 }
 
 // sendBatch returns a batch for a fan-out worker, or nil where io_uring is
-// not available.
+// not available (or h is nil).
 func (h *Hub) sendBatch() *sendBatch {
-	if h.opts.NoIOURing {
+	if h == nil || h.opts.NoIOURing {
 		return nil
 	}
 	r := &h.sendRings
@@ -79,7 +89,7 @@ func (h *Hub) sendBatch() *sendBatch {
 		r.mu.Unlock()
 		return nil
 	}
-	return &sendBatch{h: h, u: u, items: make([]batchedWrite, 0, sendBatchSize)}
+	return &sendBatch{h: h, u: u, items: make([]batchedWrite, 0, sendBatchSize), buf: make([]byte, 0, sendBatchBuffer)}
 }
 
 // done makes the batch's writes and gives the batch back to the Hub.
@@ -115,7 +125,14 @@ func (h *Hub) closeSendRings() {
 // add takes s's write of p (s is the batch's until the write is made),
 // making the batch's writes when it is full.
 func (b *sendBatch) add(s *stream, p []byte) {
-	b.items = append(b.items, batchedWrite{s, p})
+	copied := len(p) <= sendBatchCopy && len(b.buf)+len(p) <= cap(b.buf)
+	if copied {
+		start := len(b.buf)
+		b.buf = append(b.buf, p...)
+		p = b.buf[start:len(b.buf):len(b.buf)]
+		s.idle()
+	}
+	b.items = append(b.items, batchedWrite{s, p, copied})
 	if len(b.items) == sendBatchSize {
 		b.flush()
 	}
@@ -153,18 +170,25 @@ func (b *sendBatch) flush() {
 	for i, it := range items {
 		items[i] = batchedWrite{}
 		res := b.results[i]
+		n := 0
 		switch {
 		case !b.got[i]:
 			// No completion (the ring is broken): whether the write was
 			// made is unknown, so the stream ends rather than write
 			// twice; its client resumes from its last id.
-			it.s.written(it.b, 0, errSendLost)
+			it.s.written(nil, errSendLost)
+			continue
 		case res >= 0:
-			it.s.written(it.b, int(res), nil)
-		case syscall.Errno(-res) == syscall.EAGAIN:
-			it.s.written(it.b, 0, errWouldBlock)
-		default:
-			it.s.written(it.b, 0, syscall.Errno(-res))
+			n = int(res)
+		case syscall.Errno(-res) != syscall.EAGAIN:
+			it.s.written(nil, syscall.Errno(-res))
+			continue
 		}
+		rest := it.b[n:]
+		if it.copied && len(rest) > 0 {
+			rest = append([]byte(nil), rest...) // the batch's buffer is reused
+		}
+		it.s.written(rest, nil)
 	}
+	b.buf = b.buf[:0]
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
@@ -18,16 +19,37 @@ import (
 // (sendbatch_linux.go). Every subscriber gets every message in order: the
 // fast ones as they come, and one that reads nothing until the end, whose
 // socket takes only part of a write, once it reads (the rest of each write
-// went to a goroutine of its own, as without batches). With NoIOURing the
-// same holds, with a system call per write.
+// went to a goroutine of its own, as without batches), whether the writes
+// were copied into the batch's buffer (small ones) or not. With NoIOURing
+// the same holds, with a system call per write.
 func TestSweepBatchedWrites(t *testing.T) {
-	for _, off := range []bool{false, true} {
-		t.Run(fmt.Sprintf("NoIOURing=%v", off), func(t *testing.T) { testSweepBatchedWrites(t, off) })
+	for _, c := range []struct {
+		n, size int
+		off     bool
+	}{
+		{40, 16 << 10, false}, // larger than a batch copies: the stream's buffer is written
+		{1000, 200, false},    // copied into the batch's buffer
+		{40, 16 << 10, true},
+	} {
+		t.Run(fmt.Sprintf("%dx%d/NoIOURing=%v", c.n, c.size, c.off), func(t *testing.T) {
+			testSweepBatchedWrites(t, c.n, c.size, c.off)
+		})
 	}
 }
 
-func testSweepBatchedWrites(t *testing.T, off bool) {
-	const fast, n, size = inlineFanOut + 16, 40, 16 << 10
+// sweeping reports whether a sweep of channel is running.
+func sweeping(h *Hub, channel string) bool {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	hc := sh.channels[channel]
+	sh.mu.RUnlock()
+	hc.lmu.Lock()
+	defer hc.lmu.Unlock()
+	return hc.sweeping
+}
+
+func testSweepBatchedWrites(t *testing.T, n, size int, off bool) {
+	const fast = inlineFanOut + 16
 	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1, NoIOURing: off},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 	e.hub.streamEnded = nil // more streams end than e.ended holds
@@ -63,6 +85,11 @@ func testSweepBatchedWrites(t *testing.T, off bool) {
 	}
 	for i := range n {
 		e.publish("a", payload(i), "")
+		// Each pass ends before the next publish: a stream's write is
+		// then always its batch's (its run after the batch finds
+		// nothing new), so the write that first finds the slow socket
+		// full is a batched one.
+		require.Eventually(t, func() bool { return !sweeping(e.hub, "a") }, specWait, 50*time.Microsecond)
 	}
 	wg.Wait()
 	close(errs)

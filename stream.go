@@ -593,21 +593,21 @@ func (s *stream) writeRest(rest []byte) {
 	}()
 }
 
-// written runs the stream on after a batch wrote n bytes of b, its output
-// (err: the write failed; errWouldBlock: the socket took only n bytes).
-func (s *stream) written(b []byte, n int, err error) {
+// written runs the stream on after a batch made its write: rest is what
+// the socket did not take (err: the write failed).
+func (s *stream) written(rest []byte, err error) {
 	switch {
-	case err == nil && n == len(b):
+	case err != nil:
+		s.finish(&connError{err}, false)
+	case len(rest) > 0:
+		s.writeRest(rest)
+	default:
 		s.idle()
 		if s.timed {
 			s.lastWrite = time.Now()
 		}
 		s.dirty.Store(true)
 		s.run(false)
-	case err == nil || err == errWouldBlock:
-		s.writeRest(b[n:])
-	default:
-		s.finish(&connError{err}, false)
 	}
 }
 
