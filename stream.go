@@ -305,6 +305,9 @@ func (s *stream) run(mayBlock bool) {
 			return
 		}
 	}
+	// Not dirty after all (another runner took the wake-up): a batch set
+	// by wakeBatched was not used, and must not be by a later step.
+	s.batch = nil
 	s.running.Store(false)
 }
 
