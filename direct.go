@@ -74,8 +74,6 @@ type directConn struct {
 	// noRing: the connection left the publisher ring, and does not join
 	// it again.
 	noRing bool
-	// ringFD is its socket's descriptor while in the ring.
-	ringFD int32
 }
 
 // directResponse is the ResponseWriter of a request read by the Hub. Its

@@ -46,7 +46,7 @@ type publisherRing struct {
 	mu          sync.Mutex
 	running     bool
 	unavailable bool          // io_uring is missing or refused here
-	incoming    []*directConn // joined, not yet taken by the goroutine
+	incoming    []*ringSlot   // joined, not yet taken by the goroutine
 	wakeFD      int           // eventfd: wakes the goroutine
 	done        chan struct{} // closed when the goroutine ends
 	closing     bool          // Shutdown: take no more, let all go
@@ -135,14 +135,13 @@ func (r *publisherRing) join(d *directConn) bool {
 	if !ok {
 		return false
 	}
-	d.ringFD = fd
 	// Requests read in the ring start as this: the first request's
 	// context ends when its handler returns.
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, d.c.LocalAddr())
 	ctx = context.WithValue(ctx, paceLaterKey{}, &d.pace)
 	d.template = newTemplate(ctx, d.template.RemoteAddr)
 	d.pace.on = true
-	r.incoming = append(r.incoming, d)
+	r.incoming = append(r.incoming, &ringSlot{d: d, fd: fd, deadline: d.deadline})
 	r.joined.Add(1)
 	r.wake()
 	return true
@@ -347,8 +346,7 @@ func (l *ringLoop) takeIncoming() {
 	l.r.incoming = nil
 	l.r.mu.Unlock()
 	now := l.now
-	for _, d := range in {
-		s := &ringSlot{d: d, fd: d.ringFD, deadline: d.deadline}
+	for _, s := range in {
 		if s.deadline.IsZero() || s.deadline.Sub(now) < directIdle*3/4 {
 			s.deadline = now.Add(directIdle)
 		}

@@ -382,9 +382,7 @@ func fanOut(ls []listener, batched bool) {
 	if workers <= 1 {
 		b := h.sendBatch()
 		wakeEach(ls, b)
-		if b != nil {
-			b.done()
-		}
+		b.done()
 		return
 	}
 	var next atomic.Int64
@@ -398,9 +396,7 @@ func fanOut(ls []listener, batched bool) {
 			}
 			wakeEach(ls[start:min(end, len(ls))], b)
 		}
-		if b != nil {
-			b.done()
-		}
+		b.done()
 	}
 	var wg sync.WaitGroup
 	for range workers - 1 {

@@ -92,8 +92,12 @@ func (h *Hub) sendBatch() *sendBatch {
 	return &sendBatch{h: h, u: u, items: make([]batchedWrite, 0, sendBatchSize), buf: make([]byte, 0, sendBatchBuffer)}
 }
 
-// done makes the batch's writes and gives the batch back to the Hub.
+// done makes the batch's writes and gives the batch back to the Hub (nil:
+// nothing to do).
 func (b *sendBatch) done() {
+	if b == nil {
+		return
+	}
 	b.flush()
 	r := &b.h.sendRings
 	r.mu.Lock()
