@@ -361,9 +361,9 @@ func BenchmarkMemoryStoreMessages(b *testing.B) {
 }
 
 // BenchmarkPublishKeepAlive publishes 64-byte messages over one keep-alive
-// loopback connection through an http.Server on Hub.Listener: "net-http"
-// has every request read by net/http, "direct" sets ListenerPublishPath so
-// the Hub reads them after the first (NoIOURing: on a goroutine),
+// loopback connection: "net-http" through an http.Server on Hub.Listener,
+// which reads every request, "direct" through a Server, which has the Hub
+// read them after the first (DisableIOURing: on a goroutine),
 // and "ring" lets the publisher ring serve them where there is one. The
 // client writes and reads raw bytes with reused buffers, so allocs/op are
 // the server's. The client shares the process: its time per op is a round
@@ -374,21 +374,23 @@ func BenchmarkMemoryStoreMessages(b *testing.B) {
 func BenchmarkPublishKeepAlive(b *testing.B) {
 	for _, name := range []string{"net-http", "direct", "ring"} {
 		b.Run(name, func(b *testing.B) {
-			opts := Options{}
-			if name != "net-http" {
-				opts.ListenerPublishPath = "/pub"
-				opts.NoIOURing = name == "direct" // ring: the publisher ring where there is one
-			}
+			opts := Options{DisableIOURing: name == "direct"} // ring: the publisher ring where there is one
 			h := bnHub(b, opts)
-			mux := http.NewServeMux()
-			mux.Handle("/pub", h.PublishHandler())
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv := &http.Server{Handler: mux}
-			go srv.Serve(h.Listener(ln))
-			b.Cleanup(func() { srv.Close() })
+			if name == "net-http" {
+				mux := http.NewServeMux()
+				mux.Handle("/pub", h.PublishHandler())
+				srv := &http.Server{Handler: mux}
+				go srv.Serve(h.Listener(ln))
+				b.Cleanup(func() { srv.Close() })
+			} else {
+				srv := &Server{Hub: h, PublishPath: "/pub"}
+				go srv.Serve(ln)
+				b.Cleanup(func() { srv.Close() })
+			}
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				b.Fatal(err)

@@ -114,21 +114,24 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // is a request for one of the Listener paths that may be read by the Hub:
 // it reports whether it did (and r is answered).
 func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
-	if _, ok := w.(*directResponse); ok || !h.directPath(r.URL.Path) || r.URL.RawPath != "" ||
+	if _, ok := w.(*directResponse); ok || r.URL.RawPath != "" ||
 		r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close || r.TLS != nil ||
 		len(r.TransferEncoding) > 0 || r.ContentLength < 0 || r.ContentLength > directBufferSize ||
-		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" || h.isClosing() ||
-		(r.URL.Path == h.opts.ListenerSubscribePath && !h.directSubscriber(r)) {
+		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" || h.isClosing() {
 		return false
 	}
-	if h.listenerConn(r) == nil {
+	// Only a Server's connections: on an app's (Hub.Listener) every
+	// request goes through the app's handler chain.
+	hc := h.listenerConn(r)
+	if hc == nil || hc.l.srv == nil || !hc.l.srv.reads(r.URL.Path) ||
+		(r.URL.Path == hc.l.srv.SubscribePath && !h.directSubscriber(r)) {
 		return false
 	}
 	var data []byte
 	if r.ContentLength > 0 {
-		data = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, data); err != nil {
-			writeText(w, http.StatusBadRequest, "Reading the request body failed: "+err.Error())
+		var err error
+		if data, err = h.readBody(w, r, r.ContentLength); err != nil {
+			writeError(w, err)
 			return true
 		}
 	}
@@ -142,7 +145,7 @@ func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
 		c.Close()
 		return true
 	}
-	d := h.newDirectConn(hc, newTemplate(r.Context(), r.RemoteAddr))
+	d := h.newDirectConn(hc, hc.requestTemplate())
 	if n := brw.Reader.Buffered(); n > 0 { // a pipelined request
 		b, _ := brw.Reader.Peek(n)
 		d.n = copy(*d.bufp, b)
@@ -153,11 +156,6 @@ func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
 		directConns.Put(d)
 	}
 	return true
-}
-
-// directPath reports whether path is one of the Listener paths.
-func (h *Hub) directPath(path string) bool {
-	return path != "" && (path == h.opts.ListenerPublishPath || path == h.opts.ListenerSubscribePath)
 }
 
 // directSubscriber reports whether subscriber request r is one the Hub
@@ -187,23 +185,15 @@ func (h *Hub) newDirectConn(c *hubConn, template *http.Request) *directConn {
 	return d
 }
 
-// readNext reads the next request of c, a Listener connection whose
-// parked long-poll was answered, when ListenerSubscribePath is set (else
-// it gives c back to the http.Server).
+// readNext reads the next request of c, a connection whose parked
+// long-poll was answered, if c is a Server's that serves subscribers
+// (else it gives c back to the http.Server).
 func (h *Hub) readNext(c *hubConn) {
-	if h.opts.ListenerSubscribePath == "" || h.isClosing() {
+	if c.l.srv == nil || c.l.srv.SubscribePath == "" || h.isClosing() || len(c.prefix) > directBufferSize {
 		c.l.giveBack(c)
 		return
 	}
-	if len(c.prefix) > directBufferSize {
-		c.l.giveBack(c)
-		return
-	}
-	if c.template == nil {
-		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr())
-		c.template = newTemplate(ctx, c.RemoteAddr().String())
-	}
-	d := h.newDirectConn(c, c.template)
+	d := h.newDirectConn(c, c.requestTemplate())
 	d.n = copy(*d.bufp, c.prefix)
 	c.prefix = nil
 	if !d.serve(nil) {
@@ -211,9 +201,19 @@ func (h *Hub) readNext(c *hubConn) {
 	}
 }
 
-// newTemplate returns the request every request read by a directConn
-// starts as: ctx (a request's, or one with the connection's local
-// address) and the client's address; no ServeMux pattern.
+// requestTemplate returns the request every request the Hub reads on c
+// starts as: the Server's base context with c's local address, and c's
+// remote address. Nothing of one request (its context values, its
+// deadline) reaches the next.
+func (c *hubConn) requestTemplate() *http.Request {
+	if c.template == nil {
+		c.template = newTemplate(c.l.srv.baseContext(c), c.RemoteAddr().String())
+	}
+	return c.template
+}
+
+// newTemplate returns a request template with ctx and remoteAddr; no
+// ServeMux pattern.
 func newTemplate(ctx context.Context, remoteAddr string) *http.Request {
 	return (&http.Request{Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: remoteAddr}).WithContext(ctx)
 }
@@ -256,7 +256,7 @@ func (d *directConn) serve(first *http.Request) (inRing bool) {
 		if d.answer(first, 0); d.parked {
 			return false
 		}
-		published = first.URL.Path == d.h.opts.ListenerPublishPath
+		published = first.URL.Path == d.c.l.srv.PublishPath
 	}
 	for {
 		buf := *d.bufp
@@ -321,7 +321,10 @@ func (d *directConn) serve(first *http.Request) (inRing bool) {
 		m, err := d.c.readDirect(buf[d.n:])
 		d.n += m
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) { // not errors.As: it costs a reflection per call
+			// A client that went idle, and one that ended its side in
+			// the middle of a request (which net/http answers 400), go
+			// back to the http.Server.
+			if errors.Is(err, os.ErrDeadlineExceeded) || (err == io.EOF && d.n > d.start) { // not errors.As: it costs a reflection per call
 				d.giveBack()
 			} else {
 				d.close()
@@ -361,7 +364,7 @@ func (d *directConn) answerBuffered(inRing bool) (outcome int, published bool) {
 			}
 			return bufferedNotOurs, published
 		}
-		isPublish := r.URL.Path == d.h.opts.ListenerPublishPath
+		isPublish := r.URL.Path == d.c.l.srv.PublishPath
 		if inRing && (!isPublish || r.Close) {
 			d.spare, d.current = d.current, nil // parsed again by the goroutine
 			return bufferedLeaveRing, published
@@ -416,7 +419,7 @@ func (d *directConn) answer(r *http.Request, next int) {
 	clear(w.header)
 	w.status, w.body, w.head = 0, w.body[:0], r.Method == http.MethodHead
 	d.next = next
-	if r.URL.Path == d.h.opts.ListenerSubscribePath {
+	if r.URL.Path == d.c.l.srv.SubscribePath {
 		d.h.serveSubscribeRequest(w, r)
 	} else {
 		d.h.servePublishRequest(w, r)
@@ -517,7 +520,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 		return nil, 0, requestNotOurs
 	}
 	path, query, _ := cutByte(target, '?')
-	if !d.h.directPath(path) {
+	if !d.c.l.srv.reads(path) {
 		return nil, 0, requestNotOurs
 	}
 	lines := strings.Count(rest, "\n")
@@ -612,7 +615,7 @@ func (d *directConn) parse(b []byte) (r *http.Request, size int, verdict int) {
 	r.Form, r.PostForm, r.MultipartForm, r.Trailer, r.TransferEncoding = nil, nil, nil, nil, nil
 	d.body.b = b[end+4 : size]
 	r.Body = &d.body
-	if path == d.h.opts.ListenerSubscribePath && !d.h.directSubscriber(r) {
+	if path == d.c.l.srv.SubscribePath && !d.h.directSubscriber(r) {
 		return nil, 0, requestNotOurs // a streaming subscriber: net/http's
 	}
 	return r, size, requestServe

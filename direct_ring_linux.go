@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -115,7 +114,7 @@ type ringLoop struct {
 // took d. d has just answered a publish and has nothing buffered.
 func (r *publisherRing) join(d *directConn) bool {
 	h := d.h
-	if d.noRing || h.opts.NoIOURing || !h.recycleRequests || len(d.c.prefix) > 0 || d.pace.pass != nil {
+	if d.noRing || h.opts.DisableIOURing || !h.recycleRequests || len(d.c.prefix) > 0 || d.pace.pass != nil {
 		return false
 	}
 	if _, ok := h.store.(*MemoryStore); !ok {
@@ -137,8 +136,7 @@ func (r *publisherRing) join(d *directConn) bool {
 	}
 	// Requests read in the ring start as this: the first request's
 	// context ends when its handler returns.
-	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, d.c.LocalAddr())
-	ctx = context.WithValue(ctx, paceLaterKey{}, &d.pace)
+	ctx := context.WithValue(d.c.requestTemplate().Context(), paceLaterKey{}, &d.pace)
 	d.template = newTemplate(ctx, d.template.RemoteAddr)
 	d.pace.on = true
 	r.incoming = append(r.incoming, &ringSlot{d: d, fd: fd, deadline: d.deadline})
@@ -440,7 +438,9 @@ func (l *ringLoop) received(i int, res int32) {
 		if res > 0 { // came just before the cancel: keep it
 			d.n += int(res)
 		}
-		if res == 0 || (res < 0 && !s.idle) {
+		// A client that ended its side in the middle of a request goes
+		// on in a goroutine, which gives it to the http.Server (400).
+		if (res == 0 && d.n == 0) || (res < 0 && !s.idle) {
 			s.failed = true
 		}
 		s.leave = true

@@ -54,7 +54,7 @@ func hubConns(h *Hub) int {
 // the next publisher starts it again.
 func TestPublisherRingServes(t *testing.T) {
 	const conns, rounds = uringSQEntries/2 + 50, 6 // two entries a connection per turn
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
+	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/pub")
 	sub, err := e.hub.Subscribe(context.Background(), []string{"r0", "r1", "r2"}, "")
 	require.NoError(t, err)
 	defer sub.Close()
@@ -156,7 +156,7 @@ func TestPublisherRingServes(t *testing.T) {
 // that asks to close, go to a goroutine of their connection's own (or to
 // the http.Server), answered as without the ring.
 func TestPublisherRingLeaves(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", ListenerSubscribePath: "/sub", MessageBufferLength: 100})
+	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/pub", "/sub")
 	d := e.dial(t)
 	d.send(post("warm", "1"))
 	d.read("POST")
@@ -229,7 +229,7 @@ func TestPublisherRingLeaves(t *testing.T) {
 // its channel's sweep is answered only once the sweep's pass ends, as a
 // goroutine's would be; the ring serves the other connections meanwhile.
 func TestPublisherRingKeepsPace(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	e := newDPEnv(t, Options{}, "/pub")
 	sub, err := e.hub.Subscribe(context.Background(), []string{"pace"}, "")
 	require.NoError(t, err)
 	defer sub.Close()
@@ -293,7 +293,7 @@ func TestPublisherRingKeepsPace(t *testing.T) {
 // its answers, until the socket holds no more, has its connection closed
 // once the answer waiting to be sent is older than WriteTimeout.
 func TestPublisherRingStuckClient(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", WriteTimeout: 200 * time.Millisecond})
+	e := newDPEnv(t, Options{WriteTimeout: 200 * time.Millisecond}, "/pub")
 	d := e.dial(t)
 	require.NoError(t, d.c.(*net.TCPConn).SetReadBuffer(4096))
 	d.send(post("stuck", "1"))
@@ -315,7 +315,7 @@ func TestPublisherRingStuckClient(t *testing.T) {
 // http.Server after directIdle (ConnState sees it anew), and its next
 // publish is taken over again.
 func TestPublisherRingIdle(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	e := newDPEnv(t, Options{}, "/pub")
 	d := e.dial(t)
 	d.send(post("idle", "1"))
 	d.read("POST")
@@ -330,15 +330,15 @@ func TestPublisherRingIdle(t *testing.T) {
 	assert.EqualValues(t, 2, e.pubRequests.Load())
 }
 
-// TestPublisherRingOff: with NoIOURing, and when a hook sees
+// TestPublisherRingOff: with DisableIOURing, and when a hook sees
 // requests, publishers stay on their goroutines.
 func TestPublisherRingOff(t *testing.T) {
 	for name, opts := range map[string]Options{
-		"NoIOURing":        {ListenerPublishPath: "/pub", NoIOURing: true},
-		"AuthorizePublish": {ListenerPublishPath: "/pub", AuthorizePublish: func(*http.Request, string) error { return nil }},
+		"DisableIOURing":   {DisableIOURing: true},
+		"AuthorizePublish": {AuthorizePublish: func(*http.Request, string) error { return nil }},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := newDPEnv(t, opts)
+			e := newDPEnv(t, opts, "/pub")
 			d := e.dial(t)
 			for i := range 5 {
 				d.send(post("off", strconv.Itoa(i)))
@@ -358,7 +358,7 @@ func TestPublisherRingOff(t *testing.T) {
 func TestDirectPublishersPipelinedThenOther(t *testing.T) {
 	for name, off := range map[string]bool{"ring": false, "goroutine": true} {
 		t.Run(name, func(t *testing.T) {
-			e := newDPEnv(t, Options{ListenerPublishPath: "/pub", NoIOURing: off})
+			e := newDPEnv(t, Options{DisableIOURing: off}, "/pub")
 			d := e.dial(t)
 			d.send(post("po", "1"))
 			d.read("POST")
@@ -377,7 +377,7 @@ func TestDirectPublishersPipelinedThenOther(t *testing.T) {
 // goroutine (here for a CORS preflight of the subscriber path) is given
 // back to the http.Server once idle, as one that never joined.
 func TestPublisherRingLeftThenIdle(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", ListenerSubscribePath: "/sub"})
+	e := newDPEnv(t, Options{}, "/pub", "/sub")
 	d := e.dial(t)
 	d.send(post("li", "1"))
 	d.read("POST")

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strconv"
@@ -26,9 +25,12 @@ import (
 // Tests of publishers served directly (Options.ListenerPublishPath,
 // publisher_direct.go). The spec suite runs with it too (newSpecEnv).
 
-// dpEnv is a Hub behind an http.Server on Hub.Listener, with PublishHandler
-// at /pub, SubscribeHandler at /sub and a plain handler at /other; it
-// counts the requests net/http handed to the Hub's handlers.
+// dpEnv is a Hub served on loopback, with PublishHandler at /pub,
+// SubscribeHandler at /sub and a plain handler at /other: by a Server that
+// reads the requests for the paths in reads itself ("/pub", "/sub"; its
+// Handler serves the rest), or with none, by an http.Server on
+// Hub.Listener. It counts the requests net/http handed to the Hub's
+// handlers.
 type dpEnv struct {
 	hub         *Hub
 	addr        string
@@ -37,40 +39,59 @@ type dpEnv struct {
 	states      chan http.ConnState
 }
 
-func newDPEnv(t *testing.T, opts Options) *dpEnv {
+func newDPEnv(t *testing.T, opts Options, reads ...string) *dpEnv {
 	t.Helper()
 	opts.Logger = slog.New(slog.DiscardHandler)
 	e := &dpEnv{hub: New(opts), states: make(chan http.ConnState, 1000)}
+	count := func(path string) {
+		if path == "/pub" {
+			e.pubRequests.Add(1)
+		} else {
+			e.subRequests.Add(1)
+		}
+	}
 	mux := http.NewServeMux()
-	pub := e.hub.PublishHandler()
-	mux.Handle("/pub", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.pubRequests.Add(1)
-		pub.ServeHTTP(w, r)
-	}))
-	sub := e.hub.SubscribeHandler()
-	mux.Handle("/sub", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.subRequests.Add(1)
-		sub.ServeHTTP(w, r)
-	}))
+	for path, h := range map[string]http.Handler{"/pub": e.hub.PublishHandler(), "/sub": e.hub.SubscribeHandler()} {
+		mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			count(path)
+			h.ServeHTTP(w, r)
+		}))
+	}
 	mux.Handle("/other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "other "+r.Method)
 	}))
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Listener = e.hub.Listener(srv.Listener)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the panic test's
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	connState := func(_ net.Conn, s http.ConnState) {
 		select {
 		case e.states <- s:
 		default:
 		}
 	}
-	srv.Start()
-	e.addr = srv.Listener.Addr().String()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	e.addr = ln.Addr().String()
+	var stop func()
+	if len(reads) == 0 {
+		srv := &http.Server{Handler: mux, ConnState: connState, ErrorLog: log.New(io.Discard, "", 0)}
+		go srv.Serve(e.hub.Listener(ln))
+		stop = func() { srv.Close() }
+	} else {
+		srv := &Server{Hub: e.hub, Handler: mux, observe: func(r *http.Request) { count(r.URL.Path) }, connState: connState}
+		for _, p := range reads {
+			switch p {
+			case "/pub":
+				srv.PublishPath = p
+			case "/sub":
+				srv.SubscribePath = p
+			}
+		}
+		go srv.Serve(ln)
+		stop = func() { srv.Close() }
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), specWait)
 		defer cancel()
 		require.NoError(t, e.hub.Shutdown(ctx))
-		srv.Close()
+		stop()
 	})
 	return e
 }
@@ -118,7 +139,7 @@ func post(channel, body string, headers ...string) string {
 // handler wrapped around PublishHandler sees only the first), and each
 // publish reaches a subscriber in order.
 func TestDirectPublishersSkipNetHTTP(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
+	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/pub")
 	sub, err := e.hub.Subscribe(context.Background(), []string{"dp"}, "")
 	require.NoError(t, err)
 	defer sub.Close()
@@ -174,10 +195,11 @@ func TestDirectPublishersAnswerAsNetHTTP(t *testing.T) {
 	}
 	answers := func(direct bool) []string {
 		opts := Options{MaxMessageSize: 100, AllowedOrigins: []string{"http://allowed.example"}}
+		var reads []string
 		if direct {
-			opts.ListenerPublishPath = "/pub"
+			reads = []string{"/pub"}
 		}
-		e := newDPEnv(t, opts)
+		e := newDPEnv(t, opts, reads...)
 		d := e.dial(t)
 		var out []string
 		for i, r := range requests {
@@ -209,7 +231,7 @@ func TestDirectPublishersAnswerAsNetHTTP(t *testing.T) {
 // back to the http.Server on the same connection, pipelined or not, and
 // the connection is taken over again by the next publish.
 func TestDirectPublishersGiveBack(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", MessageBufferLength: 100})
+	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/pub")
 	d := e.dial(t)
 	d.send(post("g", "1"))
 	resp, _ := d.read("POST")
@@ -261,7 +283,7 @@ func TestDirectPublishersGiveBack(t *testing.T) {
 // TestDirectPublishersConnectionClose: "Connection: close" is answered
 // with the same header and the connection is closed.
 func TestDirectPublishersConnectionClose(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	e := newDPEnv(t, Options{}, "/pub")
 	d := e.dial(t)
 	d.send(post("cc", "1"))
 	d.read("POST")
@@ -278,7 +300,7 @@ func TestDirectPublishersConnectionClose(t *testing.T) {
 // back to the http.Server (ConnState sees it anew), and Hub.Shutdown gives
 // back one that waits; goleak (TestMain) checks nothing is left running.
 func TestDirectPublishersIdleAndShutdown(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	e := newDPEnv(t, Options{}, "/pub")
 	waitState := func(want http.ConnState) { t.Helper(); waitConnState(t, e.states, want) }
 	d := e.dial(t)
 	d.send(post("idle", "1"))
@@ -303,7 +325,7 @@ func TestDirectPublishersIdleAndShutdown(t *testing.T) {
 // more time by the Hub: the connection goes back to the http.Server with
 // what was read, and the request is answered once it is complete.
 func TestDirectPublishersSlowRequest(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub"})
+	e := newDPEnv(t, Options{}, "/pub")
 	d := e.dial(t)
 	d.send(post("slow", "1"))
 	d.read("POST")
@@ -322,12 +344,12 @@ func TestDirectPublishersSlowRequest(t *testing.T) {
 // running (goleak in TestMain).
 func TestDirectPublishersPanic(t *testing.T) {
 	var calls atomic.Int64
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", AuthorizePublish: func(*http.Request, string) error {
+	e := newDPEnv(t, Options{AuthorizePublish: func(*http.Request, string) error {
 		if calls.Add(1) == 2 {
 			panic("hook")
 		}
 		return nil
-	}})
+	}}, "/pub")
 	d := e.dial(t)
 	d.send(post("p", "1"))
 	resp, _ := d.read("POST")
@@ -374,7 +396,7 @@ func poll(channel string, resp *http.Response, headers ...string) string {
 // and the Hub reads the next one after the answer. Every message arrives
 // once, in order.
 func TestDirectLongPolls(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub", MessageBufferLength: 100})
+	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/sub")
 	ctx := context.Background()
 	for i := range 5 {
 		_, _, err := e.hub.Publish(ctx, "lp", &Message{Data: []byte("m" + strconv.Itoa(i))})
@@ -419,10 +441,11 @@ func TestDirectSubscribersAnswerAsNetHTTP(t *testing.T) {
 	}
 	answers := func(direct bool) []string {
 		opts := Options{IntervalPoll: true, AllowedOrigins: []string{"http://allowed.example"}}
+		var reads []string
 		if direct {
-			opts.ListenerSubscribePath = "/sub"
+			reads = []string{"/sub"}
 		}
-		e := newDPEnv(t, opts)
+		e := newDPEnv(t, opts, reads...)
 		e.hub.Publish(context.Background(), "s", &Message{Data: []byte("one"), ContentType: "text/x-one"})
 		e.hub.Publish(context.Background(), "s", &Message{Data: []byte("two")})
 		d := e.dial(t)
@@ -457,7 +480,7 @@ func TestDirectSubscribersAnswerAsNetHTTP(t *testing.T) {
 // TestDirectSubscribersGiveBack: a WebSocket, EventSource or stream
 // request on a connection the Hub reads goes back to the http.Server.
 func TestDirectSubscribersGiveBack(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub", ListenerPublishPath: "/pub", IntervalPoll: true})
+	e := newDPEnv(t, Options{IntervalPoll: true}, "/pub", "/sub")
 	e.hub.Publish(context.Background(), "gb", &Message{Data: []byte("one")})
 	d := e.dial(t)
 	d.send(poll("gb", nil))
@@ -498,7 +521,7 @@ func wiretestReadSSE(r io.Reader) (string, error) {
 // waits longer than the Hub's reader would have waited for a request
 // (directIdle): the reader's deadline does not follow the connection.
 func TestDirectLongPollParksLong(t *testing.T) {
-	e := newDPEnv(t, Options{ListenerSubscribePath: "/sub"})
+	e := newDPEnv(t, Options{}, "/sub")
 	d := e.dial(t)
 	d.send(poll("long", nil, "If-None-Match: 1:0\r\n")) // parks (net/http read it)
 	waitSubscribers(t, e.hub, 1)
@@ -531,10 +554,11 @@ func FuzzDirectParse(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	h := New(Options{ListenerPublishPath: "/pub", ListenerSubscribePath: "/sub", Logger: slog.New(slog.DiscardHandler)})
+	h := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	defer h.Shutdown(context.Background())
+	c := &hubConn{l: &hubListener{hub: h, srv: &Server{Hub: h, PublishPath: "/pub", SubscribePath: "/sub"}}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		d := &directConn{h: h, template: newTemplate(context.Background(), "192.0.2.1:1234")}
+		d := &directConn{h: h, c: c, template: newTemplate(context.Background(), "192.0.2.1:1234")}
 		// The input reuses the memory of an answered request, as on a
 		// connection whose requests no hook sees: nothing of it may show.
 		prev := post("old", "q", "X-Old: 1\r\nAccept: text/old\r\nConnection: close\r\n")
@@ -591,12 +615,12 @@ func FuzzQueryValues(f *testing.F) {
 func TestDirectRequestsKeptByHooks(t *testing.T) {
 	var mu sync.Mutex
 	var kept []*http.Request
-	e := newDPEnv(t, Options{ListenerPublishPath: "/pub", AuthorizePublish: func(r *http.Request, channel string) error {
+	e := newDPEnv(t, Options{AuthorizePublish: func(r *http.Request, channel string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		kept = append(kept, r)
 		return nil
-	}})
+	}}, "/pub")
 	d := e.dial(t)
 	for i := range 5 {
 		d.send(post("kept"+strconv.Itoa(i), "m", "X-N: "+strconv.Itoa(i)+"\r\n"))

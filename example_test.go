@@ -208,14 +208,12 @@ func ExampleHub_Listener() {
 	// Output: 200 OK: logged in
 }
 
-// A back end that publishes often keeps one connection open to the
-// publisher; with ListenerPublishPath the Hub reads that connection's
-// requests itself after the first, without net/http's per-request work.
-// Middleware around PublishHandler would not see them: authorize with
-// AuthorizePublish.
-func ExampleOptions_listenerPublishPath() {
+// The publisher on a listener of its own, for the back end only (an
+// internal port or a unix socket), served by a Server: the Hub reads a
+// kept-alive publisher's requests itself, without net/http's per-request
+// work. Subscribers stay on the app's own server, behind its middleware.
+func ExampleServer() {
 	hub := push.New(push.Options{
-		ListenerPublishPath: "/pub",
 		AuthorizePublish: func(r *http.Request, channel string) error {
 			if r.Header.Get("Authorization") != "Bearer back-end" {
 				return errors.New("publishers must authenticate")
@@ -223,15 +221,12 @@ func ExampleOptions_listenerPublishPath() {
 			return nil
 		},
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/pub", hub.PublishHandler())
-	mux.Handle("/sub", hub.SubscribeHandler())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // internal
 	if err != nil {
 		panic(err)
 	}
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(hub.Listener(ln))
+	srv := &push.Server{Hub: hub, PublishPath: "/pub"}
+	go srv.Serve(ln)
 	defer srv.Close()
 	defer hub.Shutdown(context.Background())
 

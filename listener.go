@@ -16,19 +16,25 @@ import (
 // answer yet hands its connection over from net/http to the Hub (as a
 // WebSocket does), is answered by the Hub when a message comes, and the
 // kept-alive connection is then given back to the http.Server through
-// Accept, for the client's next request. A held long-poll then costs a
-// few KiB instead of net/http's two goroutines and buffers. Serve the
-// Hub's handlers with it:
+// Accept, which reads the client's next request as it reads any other. A
+// held long-poll then costs a few KiB instead of net/http's two
+// goroutines and buffers. Serve the app's handlers with it:
 //
 //	ln, err := net.Listen("tcp", ":8080")
 //	...
 //	srv.Serve(hub.Listener(ln))
 //
-// Long-polls on other connections (TLS, HTTP/2, HTTP/1.0, other listeners)
-// are held by their handler's goroutine, as without Listener. Closing the
-// returned listener closes ln.
-func (h *Hub) Listener(ln net.Listener) net.Listener {
-	l := &hubListener{Listener: ln, hub: h, accepted: make(chan acceptResult), back: make(chan *hubConn),
+// Every request on these connections is read by the http.Server and goes
+// through the app's handler chain. Long-polls on other connections (TLS,
+// HTTP/2, HTTP/1.0, other listeners), and those whose request context
+// has a deadline, are held by their handler's goroutine, as without
+// Listener. Closing the returned listener closes ln.
+func (h *Hub) Listener(ln net.Listener) net.Listener { return h.listen(ln, nil) }
+
+// listen wraps ln for Listener, or for srv, whose connections' requests
+// for its paths the Hub reads itself.
+func (h *Hub) listen(ln net.Listener, srv *Server) *hubListener {
+	l := &hubListener{Listener: ln, hub: h, srv: srv, accepted: make(chan acceptResult), back: make(chan *hubConn),
 		done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -37,6 +43,7 @@ func (h *Hub) Listener(ln net.Listener) net.Listener {
 type hubListener struct {
 	net.Listener
 	hub      *Hub
+	srv      *Server // nil: Hub.Listener's, whose requests only net/http reads
 	accepted chan acceptResult
 	back     chan *hubConn // connections given back after a parked long-poll
 	done     chan struct{}
@@ -124,8 +131,8 @@ type hubConn struct {
 	prefix []byte
 	busy   atomic.Bool // its last long-poll was answered within parkAfter
 	direct atomic.Bool // the Hub reads its requests (direct.go)
-	// template is the request that those read by the Hub start as, once
-	// the Hub has read one after a parked long-poll (direct.go).
+	// template is the request that those read by the Hub start as
+	// (direct.go): made at the first.
 	template *http.Request
 	// raw writes the answers of the requests the Hub reads and rawRead
 	// reads those requests (direct.go); made at the first, and only used

@@ -214,15 +214,19 @@ func (l plainConns) Accept() (net.Conn, error) {
 func TestListenerParkedAnswerWithoutRawWrite(t *testing.T) {
 	for _, direct := range []bool{false, true} {
 		t.Run(map[bool]string{false: "given-back", true: "direct"}[direct], func(t *testing.T) {
-			opts := Options{Logger: slog.New(slog.DiscardHandler)}
-			if direct {
-				opts.ListenerSubscribePath = "/sub"
-			}
-			hub := New(opts)
+			hub := New(Options{Logger: slog.New(slog.DiscardHandler)})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
-			srv := &http.Server{Handler: hub.SubscribeHandler()}
-			go srv.Serve(hub.Listener(plainConns{ln}))
+			var srv interface{ Close() error }
+			if direct {
+				ps := &Server{Hub: hub, SubscribePath: "/sub"}
+				srv = ps
+				go ps.Serve(plainConns{ln})
+			} else {
+				hs := &http.Server{Handler: hub.SubscribeHandler()}
+				srv = hs
+				go hs.Serve(hub.Listener(plainConns{ln}))
+			}
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), specWait)
 				defer cancel()

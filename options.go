@@ -131,61 +131,21 @@ type Options struct {
 	// means MaxMessageSize.
 	WebSocketReadLimit int64
 
-	// ListenerPublishPath is the URL path where the app mounts
-	// PublishHandler (for example "/pub"), for connections accepted by
-	// Hub.Listener. Once a request for this path has reached
-	// PublishHandler over such a keep-alive connection, the Hub reads that
-	// connection's following requests itself and serves those for this
-	// path without the http.Server's per-request work (a publish then costs
-	// about a third of the CPU); any other request, and the connection
-	// once idle for a second, goes back to the http.Server. Requests served
-	// this way do not pass through middleware wrapped around
-	// PublishHandler, nor through the server's ConnState, timeouts or
-	// logging: authorize publishers with AuthorizePublish, which sees them
-	// all. Empty: every request is served by the http.Server.
-	ListenerPublishPath string
+	// RequestTimeout bounds the reading of one request: its body in
+	// PublishHandler (never longer than the http.Server's own ReadTimeout),
+	// and on a Server the whole request, headers and body. A publisher
+	// whose body does not arrive in time is answered 408 Request Timeout
+	// and its connection closed. 0 means DefaultRequestTimeout; negative:
+	// no limit.
+	RequestTimeout time.Duration
 
-	// ListenerSubscribePath is the URL path where the app mounts
-	// SubscribeHandler (for example "/sub"), for connections accepted by
-	// Hub.Listener: as ListenerPublishPath, for long-poll and JSONP
-	// subscribers. A connection whose long-poll reached SubscribeHandler
-	// at this path, or was answered after it parked, has its next
-	// long-polls for this path read by the Hub itself (a re-poll then costs
-	// a fraction of net/http's work, and no new goroutine and buffers after
-	// a parked long-poll); any other request, a WebSocket, EventSource or
-	// streaming subscriber among them, and the connection once idle for a
-	// second, goes back to the http.Server. Those requests do not pass
-	// through middleware wrapped around SubscribeHandler, nor through the
-	// server's ConnState, timeouts or logging: authorize subscribers with
-	// AuthorizeSubscribe, which sees them all. Empty: every request is
-	// served by the http.Server.
-	ListenerSubscribePath string
-
-	// NoIOURing keeps the Hub from using io_uring, which it otherwise
-	// does on Linux 6.1 and later where io_uring is allowed, in two places:
-	//
-	// Kept-alive publishers of ListenerPublishPath, when the Store is the
-	// MemoryStore and no hook of these Options sees requests (ChannelIDs,
-	// AuthorizePublish and AuthorizeSubscribe are nil), are served by one
-	// goroutine through an io_uring (the publisher ring): the answers to a
-	// batch of publishes and the reads of their next requests cost one
-	// system call together, instead of two each, and busy publishers'
-	// requests are gathered for up to 50 µs into a batch (a publish then
-	// takes about 0.6-0.75 of the CPU it takes on a goroutine). A request
-	// the ring does not serve itself (another path, a long-poll,
-	// Connection: close, a publish that waits for its channel's fan-out)
-	// moves its connection back to a goroutine.
-	//
-	// A fan-out sweep (a channel with more than 64 subscribers) makes its
-	// writes to subscribers 256 at a time, with one system call.
-	//
-	// Where io_uring is missing or refused (an old kernel, a container's
-	// seccomp profile, sysctl kernel.io_uring_disabled) the Hub does
-	// without, as when this is set: a goroutine per publisher and a system
-	// call per write. Set it under a seccomp filter that kills the process
-	// on io_uring_setup(2) instead of failing the call (systemd's
-	// SystemCallFilter without SystemCallErrorNumber does).
-	NoIOURing bool
+	// DisableIOURing keeps the Hub from using io_uring(7) on Linux, where
+	// it otherwise serves a Server's kept-alive publishers and makes a
+	// fan-out's writes in batches through it when the kernel allows.
+	// Without io_uring the Hub behaves the same, at more CPU per publish.
+	// Set it under a seccomp filter that kills the process on
+	// io_uring_setup(2) instead of failing the call.
+	DisableIOURing bool
 }
 
 // Transport is a set of subscriber transports, for Options.Transports.
@@ -298,6 +258,7 @@ const (
 	DefaultMaxChannelIDLength  = 1024
 	DefaultPingInterval        = 30 * time.Second
 	DefaultWriteTimeout        = 10 * time.Second
+	DefaultRequestTimeout      = 30 * time.Second
 	// MaxChannelsPerSubscription is the most channels one subscription may name.
 	MaxChannelsPerSubscription = 255
 )
@@ -340,6 +301,9 @@ func (o Options) resolve() (Options, ChannelConfig) {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.WebSocketReadLimit <= 0 {
 		o.WebSocketReadLimit = o.MaxMessageSize

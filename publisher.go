@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -116,24 +117,9 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	if strings.ContainsAny(event, "\r\n") {
 		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "X-EventSource-Event must be one line."}
 	}
-	var data []byte
-	var err error
-	if r.ContentLength > 0 {
-		// Known length: one exact allocation. bytes.Buffer.ReadFrom would
-		// grow to at least 512 bytes, which the stored message then keeps.
-		data = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, data)
-	} else {
-		var buf bytes.Buffer
-		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
-		data = buf.Bytes()
-	}
+	data, err := h.readBody(w, r, max)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge()
-		}
-		return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
+		return nil, err
 	}
 	msg := &Message{Data: data, EventName: event, handedOver: true}
 	if ct, ok := r.Header["Content-Type"]; ok && len(ct) > 0 {
@@ -144,6 +130,77 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	}
 	return msg, nil
 }
+
+// readBody reads r's body, at most max bytes (else 413), within
+// Options.RequestTimeout (else 408, and the connection is closed). Its
+// memory grows with what arrives, not with the Content-Length announced.
+func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength == 0 {
+		return []byte{}, nil
+	}
+	if t := h.opts.RequestTimeout; t > 0 {
+		if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ReadTimeout > 0 {
+			t = min(t, srv.ReadTimeout) // never longer than the server's own limit
+		}
+		if setReadDeadline(w, time.Now().Add(t)) {
+			defer setReadDeadline(w, time.Time{})
+		}
+	}
+	var data []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// Known length: the buffer ends at exactly n bytes (a stored
+		// message keeps it), and grows from bodyChunk as the bytes come.
+		data = make([]byte, 0, min(n, bodyChunk))
+		for int64(len(data)) < n && err == nil {
+			if len(data) == cap(data) {
+				data = append(data, make([]byte, min(n, 2*int64(cap(data)))-int64(len(data)))...)[:len(data)]
+			}
+			var m int
+			m, err = r.Body.Read(data[len(data):cap(data)])
+			data = data[:len(data)+m]
+		}
+		if int64(len(data)) == n {
+			err = nil
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+		data = buf.Bytes()
+	}
+	if err == nil {
+		if data == nil {
+			data = []byte{}
+		}
+		return data, nil
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, &HTTPError{StatusCode: http.StatusRequestEntityTooLarge,
+			Message: "Message too large: the limit is " + strconv.FormatInt(max, 10) + " bytes."}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		return nil, &HTTPError{StatusCode: http.StatusRequestTimeout,
+			Message: "Request Timeout: the body did not arrive within " + h.opts.RequestTimeout.String() + "."}
+	}
+	return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
+}
+
+// setReadDeadline sets the read deadline of w's connection, if it has
+// one; it reports whether it did.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok { // no allocation
+		return d.SetReadDeadline(t) == nil
+	}
+	return http.NewResponseController(w).SetReadDeadline(t) == nil
+}
+
+// bodyChunk is the most memory a body of known length takes before its
+// bytes arrive.
+const bodyChunk = 64 << 10
 
 // answerPublisher writes the publisher's answer: the channel info on
 // success, an error otherwise (404 with an empty body for a channel that

@@ -64,7 +64,7 @@ type sendRings struct {
 // sendBatch returns a batch for a fan-out worker, or nil where io_uring is
 // not available (or h is nil).
 func (h *Hub) sendBatch() *sendBatch {
-	if h == nil || h.opts.NoIOURing {
+	if h == nil || h.opts.DisableIOURing {
 		return nil
 	}
 	r := &h.sendRings

@@ -20,7 +20,7 @@ import (
 // fast ones as they come, and one that reads nothing until the end, whose
 // socket takes only part of a write, once it reads (the rest of each write
 // went to a goroutine of its own, as without batches), whether the writes
-// were copied into the batch's buffer (small ones) or not. With NoIOURing
+// were copied into the batch's buffer (small ones) or not. With DisableIOURing
 // the same holds, with a system call per write.
 func TestSweepBatchedWrites(t *testing.T) {
 	for _, c := range []struct {
@@ -31,7 +31,7 @@ func TestSweepBatchedWrites(t *testing.T) {
 		{1000, 200, false},    // copied into the batch's buffer
 		{40, 16 << 10, true},
 	} {
-		t.Run(fmt.Sprintf("%dx%d/NoIOURing=%v", c.n, c.size, c.off), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%dx%d/DisableIOURing=%v", c.n, c.size, c.off), func(t *testing.T) {
 			testSweepBatchedWrites(t, c.n, c.size, c.off)
 		})
 	}
@@ -50,7 +50,7 @@ func sweeping(h *Hub, channel string) bool {
 
 func testSweepBatchedWrites(t *testing.T, n, size int, off bool) {
 	const fast = inlineFanOut + 16
-	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1, NoIOURing: off},
+	e := trStartWith(t, Options{MessageBufferLength: n, PingInterval: -1, DisableIOURing: off},
 		func(s *httptest.Server) { s.Listener = trSmallBufListener{s.Listener} })
 	e.hub.streamEnded = nil // more streams end than e.ended holds
 	slow := e.dialSmallBuf([]string{"a"}, nil)

@@ -35,10 +35,11 @@ type specEnv struct {
 	client *http.Client
 }
 
-// specHeld makes newSpecEnv serve without Hub.Listener, so long-polls are
-// held by their handler's goroutine instead of parked (go test
+// specHeld makes newSpecEnv serve the handlers on a plain http.Server
+// instead of a Server, so long-polls are held by their handler's goroutine
+// instead of parked, and every request is read by net/http (go test
 // -push.held).
-var specHeld = flag.Bool("push.held", false, "serve the spec tests without Hub.Listener (long-polls held, not parked)")
+var specHeld = flag.Bool("push.held", false, "serve the spec tests on a plain http.Server (long-polls held, not parked)")
 
 // newSpecEnv starts a Hub configured by opts behind a test server. Cleanup
 // shuts the Hub down (answering held requests) and then closes the server.
@@ -47,19 +48,21 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if !*specHeld && opts.ListenerPublishPath == "" && opts.ListenerSubscribePath == "" {
-		// Keep-alive publishers and long-polls are then read by the Hub
-		// after their first request (direct.go), so the suite checks that
-		// path's answers too.
-		opts.ListenerPublishPath, opts.ListenerSubscribePath = "/pub", "/sub"
-	}
 	hub := New(opts)
-	mux := http.NewServeMux()
-	mux.Handle("/pub", hub.PublishHandler())
-	mux.Handle("/sub", hub.SubscribeHandler())
-	srv := httptest.NewUnstartedServer(mux)
-	if !*specHeld {
-		srv.Listener = hub.Listener(srv.Listener)
+	var srv *httptest.Server
+	if *specHeld {
+		mux := http.NewServeMux()
+		mux.Handle("/pub", hub.PublishHandler())
+		mux.Handle("/sub", hub.SubscribeHandler())
+		srv = httptest.NewUnstartedServer(mux)
+	} else {
+		// A Server's: keep-alive publishers and long-polls are read by
+		// the Hub after their first request (direct.go), so the suite
+		// checks that path's answers too.
+		ps := &Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}
+		srv = httptest.NewUnstartedServer(http.HandlerFunc(ps.route))
+		ps.once.Do(func() { ps.srv = srv.Config })
+		srv.Listener = hub.listen(srv.Listener, ps)
 	}
 	srv.Start()
 	env := &specEnv{t: t, hub: hub, srv: srv, client: srv.Client()}

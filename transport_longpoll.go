@@ -26,6 +26,9 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 	m, err := sub.TryNext(ctx)
 	if m == nil && err == nil && !h.opts.IntervalPoll {
 		hc := h.parkable(r)
+		if _, limited := ctx.Deadline(); limited {
+			hc = nil // a parked long-poll would outlive the deadline of the app's middleware
+		}
 		if hc != nil && !hc.busy.Load() && h.parkLongPoll(w, r, sub, callback, start) {
 			return
 		}
@@ -211,6 +214,10 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 // its own deadline.
 func (w *bufferedResponse) FlushError() error                { return nil }
 func (w *bufferedResponse) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadDeadline is a no-op too: a request answered through a
+// bufferedResponse was read whole before.
+func (w *bufferedResponse) SetReadDeadline(time.Time) error { return nil }
 
 // appendTo appends the answer as an HTTP/1.1 response with a
 // Content-Length, so the connection can be kept alive. Like net/http, it

@@ -123,10 +123,9 @@ func newEnv(t *testing.T, channel string, crossOrigin, allowOrigin bool, opts pu
 			opts.AllowedOrigins = []string{static.URL}
 		}
 	}
-	// Served as pushd serves: through the Hub's Listener, which parks
-	// waiting long-polls and reads the next poll of a kept-alive
-	// connection itself.
-	opts.ListenerSubscribePath = "/sub"
+	// Served as an app serves: through the Hub's Listener, which parks
+	// waiting long-polls and gives the connection back to the app's
+	// http.Server after the answer.
 	e.hub = push.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/sub", e.hub.SubscribeHandler())

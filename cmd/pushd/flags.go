@@ -35,7 +35,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	fs.Usage = func() {} // Parse reports the bad flag; the hint follows below
 
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on (port 0 picks a free port; the log says which)")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on (port 0 picks a free port; the log says which), or unix:/path")
+	fs.StringVar(&cfg.PubAddr, "pub-addr", "", "serve the publisher (/pub, and /status) on this `host:port` or unix:/path of its own, for the back end only; -addr then answers /pub with 404. Empty: the publisher is on -addr")
+	fs.Func("request-timeout", "how long (a `duration`) a client may take to send a whole request, headers and body; slower ones get 408 or are closed; 0: no limit (default 30s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return errors.New("want a Go duration >= 0, like 30s")
+		}
+		o.RequestTimeout = d
+		if d == 0 {
+			o.RequestTimeout = -1
+		}
+		return nil
+	})
 
 	buffer := 10
 	fs.Func("buffer", "`n` messages kept per channel for subscribers that come later; 0 stores none (live delivery only) (default 10)", func(s string) error {
@@ -138,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.ShutdownTimeout = d
 		return nil
 	})
-	fs.BoolVar(&o.NoIOURing, "no-io-uring", false, "use no io_uring: serve kept-alive publishers with a goroutine each instead of one io_uring, and write to a large channel's subscribers with a system call each instead of 256 per io_uring_enter (Linux 6.1+; pushd does without by itself where io_uring is missing or refused)")
+	fs.BoolVar(&o.DisableIOURing, "no-io-uring", false, "use no io_uring: serve kept-alive publishers with a goroutine each instead of one io_uring, and write to a large channel's subscribers with a system call each instead of 256 per io_uring_enter (Linux 6.1+; pushd does without by itself where io_uring is missing or refused)")
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "loopback `host:port` to serve net/http/pprof on (/debug/pprof/), for profiling; empty: off")
 	fs.Func("gc-heap-floor", "heap size in `bytes` below which Go does not collect garbage (above it Go collects as GOGC=100 does); trades at most that much memory for the CPU a small, busy heap spends on collections; 0 or a GOGC environment variable: Go's default (default 33554432)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 64)

@@ -7,6 +7,11 @@
 //	curl -d 'hello' 'http://localhost:8080/pub?id=news'
 //	curl -i 'http://localhost:8080/sub?id=news'
 //
+// With -pub-addr the publisher (and /status) is served on a listener of its
+// own, for the back end only, and -addr answers /pub with 404:
+//
+//	pushd -addr :8080 -pub-addr unix:/run/pushd/pub.sock
+//
 // Run it with -h for the flags. SIGINT or SIGTERM shut it down gracefully:
 // held subscribers are answered (503, with their position so they can
 // resume), then the HTTP server stops.
@@ -37,6 +42,7 @@ import (
 // config is everything the command line sets.
 type config struct {
 	Addr            string
+	PubAddr         string // the publisher's own address; "": on Addr
 	Options         push.Options
 	RedisURL        string
 	RedisPrefix     string
@@ -92,48 +98,60 @@ func run(args []string, stderr io.Writer) int {
 		cfg.Options.Store = store
 		defer store.Close()
 	}
-	handler, hub, err := newServer(cfg)
-	if err != nil {
-		log.Error("pushd: cannot start", "error", err)
-		return 1
-	}
+	hub, srv, pubSrv := newServers(cfg)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg.Addr)
 	if err != nil {
 		log.Error("pushd: cannot listen", "addr", cfg.Addr, "error", err)
 		hub.Shutdown(context.Background())
 		return 1
+	}
+	var pubLn net.Listener
+	if pubSrv != nil {
+		if pubLn, err = listen(cfg.PubAddr); err != nil {
+			log.Error("pushd: cannot listen", "pub-addr", cfg.PubAddr, "error", err)
+			ln.Close()
+			hub.Shutdown(context.Background())
+			return 1
+		}
 	}
 	if cfg.PprofAddr != "" {
 		_, stopPprof, err := startPprof(cfg.PprofAddr, log)
 		if err != nil {
 			log.Error("pushd: cannot serve pprof", "error", err)
 			ln.Close()
+			if pubLn != nil {
+				pubLn.Close()
+			}
 			hub.Shutdown(context.Background())
 			return 1
 		}
 		defer stopPprof()
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No ReadTimeout or WriteTimeout: long-poll requests are held open
-		// for as long as the subscriber timeout says (forever by default).
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	// The Hub's Listener lets held long-polls wait without a goroutine.
-	go func() { served <- srv.Serve(hub.Listener(ln)) }()
-	log.Info("pushd listening", "addr", ln.Addr().String(),
-		"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status")
+	served := make(chan error, 2)
+	go func() { served <- srv.Serve(ln) }()
+	servers := 1
+	if pubSrv != nil {
+		servers++
+		go func() { served <- pubSrv.Serve(pubLn) }()
+		log.Info("pushd listening", "addr", ln.Addr().String(), "sub", "/sub?id=CHANNEL")
+		log.Info("pushd publisher listening", "pub-addr", pubLn.Addr().String(),
+			"pub", "/pub?id=CHANNEL", "status", "/status")
+	} else {
+		log.Info("pushd listening", "addr", ln.Addr().String(),
+			"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status")
+	}
 
 	select {
 	case err := <-served:
 		log.Error("pushd: server failed", "error", err)
 		hub.Shutdown(context.Background())
+		srv.Close()
+		if pubSrv != nil {
+			pubSrv.Close()
+		}
 		return 1
 	case <-ctx.Done():
 	}
@@ -148,31 +166,54 @@ func run(args []string, stderr io.Writer) int {
 		log.Warn("pushd: subscribers still held at the shutdown timeout", "error", err)
 		code = 1
 	}
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("pushd: connections still open at the shutdown timeout", "error", err)
-		srv.Close()
-		code = 1
+	for _, s := range []*push.Server{srv, pubSrv} {
+		if s == nil {
+			continue
+		}
+		if err := s.Shutdown(sctx); err != nil {
+			log.Warn("pushd: connections still open at the shutdown timeout", "error", err)
+			s.Close()
+			code = 1
+		}
 	}
-	<-served
+	for range servers {
+		<-served
+	}
 	log.Info("pushd stopped")
 	return code
 }
 
-// newServer builds pushd's handler and Hub from cfg: /pub, /sub, /status and
-// the demo page at /. cfg.Options.Store is used as given (nil: memory); the
-// caller shuts the Hub down and closes a store it opened.
-func newServer(cfg config) (http.Handler, *push.Hub, error) {
-	// pushd's /pub and /sub have no middleware: keep-alive publishers and
-	// long-polls can be read by the Hub directly.
-	cfg.Options.ListenerPublishPath = "/pub"
-	cfg.Options.ListenerSubscribePath = "/sub"
-	hub := push.New(cfg.Options)
+// newServers builds pushd's Hub from cfg and the Servers that serve it:
+// srv on cfg.Addr (/sub, /status and the demo page at /, and /pub unless
+// cfg.PubAddr is set), and with cfg.PubAddr, pubSrv (/pub and /status).
+// cfg.Options.Store is used as given (nil: memory); the caller shuts the
+// Hub down and closes a store it opened.
+func newServers(cfg config) (hub *push.Hub, srv, pubSrv *push.Server) {
+	hub = push.New(cfg.Options)
 	mux := http.NewServeMux()
-	mux.Handle("/pub", hub.PublishHandler())
-	mux.Handle("/sub", hub.SubscribeHandler())
 	mux.Handle("/status", statusHandler(hub))
 	mux.Handle("/", demoHandler())
-	return mux, hub, nil
+	srv = &push.Server{Hub: hub, SubscribePath: "/sub", Handler: mux}
+	if cfg.PubAddr == "" {
+		srv.PublishPath = "/pub"
+		return hub, srv, nil
+	}
+	pubMux := http.NewServeMux()
+	pubMux.Handle("/status", statusHandler(hub))
+	return hub, srv, &push.Server{Hub: hub, PublishPath: "/pub", Handler: pubMux}
+}
+
+// listen listens on addr: host:port, or unix:/path for a unix socket
+// (a socket file left there by an earlier run is replaced).
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	return net.Listen("unix", path)
 }
 
 // statusHandler serves hub.Stats as plain "name: value" lines, or as JSON

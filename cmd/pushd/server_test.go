@@ -3,7 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,7 +30,7 @@ func TestFlagsMapToOptions(t *testing.T) {
 			SubscriberTimeout: 30 * time.Second, TimeoutStatus: 408, IntervalPoll: true,
 			Concurrency: push.Last, AuthorizedChannelsOnly: true, MaxSubscribersPerChannel: 7,
 			AllowedOrigins: []string{"https://a.example", "https://*.b.example"}, PutPublishes: true,
-			MaxMessageSize: 4096, LongPollCatchUp: true, NoIOURing: true,
+			MaxMessageSize: 4096, LongPollCatchUp: true, DisableIOURing: true,
 		}},
 	} {
 		cfg, err := parseFlags(tc.args, io.Discard)
@@ -47,20 +47,28 @@ func TestFlagsMapToOptions(t *testing.T) {
 	}
 }
 
-// TestServerInProcess builds the server with newServer, as an embedding test
-// would, and checks the routes the binary tests do not.
+// TestServerInProcess builds the servers with newServers, as an embedding
+// test would, and checks the routes the binary tests do not.
 func TestServerInProcess(t *testing.T) {
 	cfg, err := parseFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, hub, err := newServer(cfg)
+	hub, s, pubSrv := newServers(cfg)
+	if pubSrv != nil {
+		t.Fatal("a publisher server without -pub-addr")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	go s.Serve(ln)
+	defer s.Close()
 	defer hub.Shutdown(t.Context())
+	srv := struct {
+		URL    string
+		Client func() *http.Client
+	}{"http://" + ln.Addr().String(), func() *http.Client { return http.DefaultClient }}
 
 	get := func(path string, accept string) (int, string, string) {
 		t.Helper()
