@@ -2,8 +2,8 @@ package main
 
 import (
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
