@@ -7,19 +7,21 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushhub/push/internal/h1"
+
+	"github.com/pushhub/push/internal/uring"
 )
 
-// Tests of the publisher ring (direct_ring_linux.go). The tests of
+// Tests of the publisher ring (internal/h1/ring_linux.go). The tests of
 // direct_test.go run through it too: their publishers join it after their
 // first publish.
 
@@ -28,22 +30,16 @@ import (
 func awaitRing(t *testing.T, h *Hub, n int64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		h.ring.mu.Lock()
-		unavailable := h.ring.unavailable
-		h.ring.mu.Unlock()
-		if unavailable {
+		st := h.conns.RingStats()
+		if st.Unavailable {
 			t.Skip("io_uring is not available here")
 		}
-		return h.ring.joined.Load() >= n
+		return st.Joined >= n
 	}, specWait, time.Millisecond, "connections in the ring")
 }
 
-// ringConns counts the Hub's Listener connections.
-func hubConns(h *Hub) int {
-	n := 0
-	h.conns.Range(func(any, any) bool { n++; return true })
-	return n
-}
+// hubConns counts the Hub's listener connections.
+func hubConns(h *Hub) int { return h.conns.Len() }
 
 // TestPublisherRingServes: publishers on kept-alive connections, one
 // request at a time and pipelined, more connections than the ring's
@@ -53,7 +49,7 @@ func hubConns(h *Hub) int {
 // clients close leave the ring and the Hub, the ring's goroutine ends, and
 // the next publisher starts it again.
 func TestPublisherRingServes(t *testing.T) {
-	const conns, rounds = uringSQEntries/2 + 50, 6 // two entries a connection per turn
+	const conns, rounds = uring.Entries/2 + 50, 6 // two entries a connection per turn
 	e := newDPEnv(t, Options{MessageBufferLength: 100}, "/pub")
 	sub, err := e.hub.Subscribe(context.Background(), []string{"r0", "r1", "r2"}, "")
 	require.NoError(t, err)
@@ -110,7 +106,7 @@ func TestPublisherRingServes(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.EqualValues(t, conns, e.pubRequests.Load(), "requests net/http read for /pub")
-	assert.Zero(t, e.hub.ring.left.Load(), "connections that left the ring")
+	assert.Zero(t, e.hub.conns.RingStats().Left, "connections that left the ring")
 
 	ctx, cancel := context.WithTimeout(context.Background(), specWait)
 	defer cancel()
@@ -133,12 +129,10 @@ func TestPublisherRingServes(t *testing.T) {
 	for _, d := range ds {
 		d.c.Close()
 	}
-	require.Eventually(t, func() bool { return e.hub.ring.left.Load() == conns }, specWait, time.Millisecond)
+	require.Eventually(t, func() bool { return e.hub.conns.RingStats().Left == conns }, specWait, time.Millisecond)
 	require.Eventually(t, func() bool { return hubConns(e.hub) == 0 }, specWait, time.Millisecond)
 	require.Eventually(t, func() bool {
-		e.hub.ring.mu.Lock()
-		defer e.hub.ring.mu.Unlock()
-		return !e.hub.ring.running
+		return !e.hub.conns.RingStats().Running
 	}, specWait, time.Millisecond, "the ring's goroutine ends once it has no connection")
 
 	// The next publisher starts it again.
@@ -169,7 +163,7 @@ func TestPublisherRingLeaves(t *testing.T) {
 		info, err := e.hub.ChannelInfo(context.Background(), "lv")
 		return err == nil && info.Subscribers == 1
 	}, specWait, time.Millisecond, "the long-poll waits")
-	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 	other := e.dial(t)
 	other.send(post("lv", "2"))
 	resp, _ := other.read("POST")
@@ -191,7 +185,7 @@ func TestPublisherRingLeaves(t *testing.T) {
 	big.send(post("warm", "4"))
 	big.read("POST")
 	awaitRing(t, e.hub, 3)
-	body4 := strings.Repeat("5", directBufferSize+1)
+	body4 := strings.Repeat("5", h1.MaxBody+1)
 	big.send(post("lv", body4))
 	resp, _ = big.read("POST")
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
@@ -283,7 +277,7 @@ func TestPublisherRingKeepsPace(t *testing.T) {
 		t.Fatal("not answered after the pass ended")
 	}
 	// It left the ring for a goroutine, which serves its next publish.
-	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 	d.send(post("pace", "2"))
 	resp, _ = d.read("POST")
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
@@ -308,7 +302,7 @@ func TestPublisherRingStuckClient(t *testing.T) {
 	var ne net.Error
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection was not closed: %v", err)
 	require.Eventually(t, func() bool { return hubConns(e.hub) == 0 }, specWait, time.Millisecond)
-	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 }
 
 // TestPublisherRingIdle: a connection idle in the ring goes back to the
@@ -322,7 +316,7 @@ func TestPublisherRingIdle(t *testing.T) {
 	waitConnState(t, e.states, http.StateHijacked)
 	awaitRing(t, e.hub, 1)
 	waitConnState(t, e.states, http.StateNew) // given back
-	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 	d.send(post("idle", "2"))
 	resp, _ := d.read("POST")
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
@@ -346,7 +340,7 @@ func TestPublisherRingOff(t *testing.T) {
 				assert.Equal(t, http.StatusAccepted, resp.StatusCode)
 			}
 			assert.EqualValues(t, 1, e.pubRequests.Load(), "read by the Hub")
-			assert.Zero(t, e.hub.ring.joined.Load(), "connections in the ring")
+			assert.Zero(t, e.hub.conns.RingStats().Joined, "connections in the ring")
 		})
 	}
 }
@@ -386,55 +380,6 @@ func TestPublisherRingLeftThenIdle(t *testing.T) {
 	d.send("OPTIONS /sub?id=li HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, _ := d.read("OPTIONS")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.EqualValues(t, 1, e.hub.ring.left.Load())
+	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 	waitConnState(t, e.states, http.StateNew) // given back after directIdle
-}
-
-// TestURingLinkedPairOneSubmission: a send and the receive linked to it
-// are submitted together even when the submission queue fills between
-// them, so the receive waits for the send: here one that cannot complete
-// (the peer reads nothing).
-func TestURingLinkedPairOneSubmission(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	u, err := newURing()
-	if err != nil {
-		t.Skip("io_uring is not available here")
-	}
-	defer u.close()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	require.NoError(t, err)
-	defer syscall.Close(fds[0])
-	defer syscall.Close(fds[1])
-	require.NoError(t, syscall.SetNonblock(fds[0], true))
-	junk := make([]byte, 64<<10)
-	for { // fill the socket: the send below waits
-		if _, err := syscall.Write(fds[0], junk); err != nil {
-			break
-		}
-	}
-	require.NoError(t, syscall.SetNonblock(fds[0], false))
-	_, err = syscall.Write(fds[1], []byte("request")) // what the receive would read at once
-	require.NoError(t, err)
-
-	for range len(u.sqes) - 1 {
-		u.sqe().prepNop(ringTagCancel)
-	}
-	u.reserve(2)
-	out, in := []byte("answer"), make([]byte, 64)
-	e := u.sqe()
-	e.prepSend(int32(fds[0]), out, ringTagSend)
-	e.flags |= uringSQELink
-	u.sqe().prepRecv(int32(fds[0]), in, ringTagRecv, false)
-	require.NoError(t, u.enter(0, 0, 0))
-	require.NoError(t, u.enter(uint32(len(u.sqes)-1), 0, time.Second)) // the nops
-	for {
-		ud, res, ok := u.next()
-		if !ok {
-			break
-		}
-		require.Equal(t, uint64(ringTagCancel), ud, "completion %d (result %d) while the send waits", ud, res)
-	}
-	runtime.KeepAlive(out)
-	runtime.KeepAlive(in)
 }

@@ -2,7 +2,6 @@ package push
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"log"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushhub/push/internal/h1"
 )
 
 // Tests of publishers served directly (Options.ListenerPublishPath,
@@ -255,7 +256,7 @@ func TestDirectPublishersGiveBack(t *testing.T) {
 	d.send("4")
 	resp, _ = d.read("POST")
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
-	big := strings.Repeat("5", directBufferSize+1)
+	big := strings.Repeat("5", h1.MaxBody+1)
 	d.send(post("g", big))
 	resp, _ = d.read("POST")
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
@@ -521,6 +522,7 @@ func wiretestReadSSE(r io.Reader) (string, error) {
 // waits longer than the Hub's reader would have waited for a request
 // (directIdle): the reader's deadline does not follow the connection.
 func TestDirectLongPollParksLong(t *testing.T) {
+	const readerIdle = time.Second // how long the Hub's reader waits for a request
 	e := newDPEnv(t, Options{}, "/sub")
 	d := e.dial(t)
 	d.send(poll("long", nil, "If-None-Match: 1:0\r\n")) // parks (net/http read it)
@@ -530,61 +532,11 @@ func TestDirectLongPollParksLong(t *testing.T) {
 	require.Equal(t, "one", body)
 	d.send(poll("long", resp)) // read by the Hub; parks
 	waitSubscribers(t, e.hub, 1)
-	<-time.After(directIdle + directIdle/2) // the elapsed time is what is tested
+	<-time.After(readerIdle + readerIdle/2) // the elapsed time is what is tested
 	e.hub.Publish(context.Background(), "long", &Message{Data: []byte("two")})
 	_, body = d.read("GET")
 	assert.Equal(t, "two", body)
 	assert.EqualValues(t, 1, e.subRequests.Load())
-}
-
-// FuzzDirectParse compares the Hub's request reader with net/http's: a
-// request the Hub would answer itself must be one that net/http reads the
-// same way (method, target, Host, headers, length, body, Connection: close),
-// so that no request means one thing to the Hub and another to net/http or
-// a proxy in front of it.
-func FuzzDirectParse(f *testing.F) {
-	for _, seed := range []string{
-		post("a", "hello", "Content-Type: text/plain\r\n"),
-		poll("a", nil, "Accept: */*\r\nIf-None-Match: 1:0\r\n"),
-		"GET /sub?id=a&callback=cb HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n\r\n",
-		"POST /pub?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
-		"POST /pub?id=a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\tfolded\r\nContent-Length: 0\r\n\r\n",
-		"GET /sub?id=%zz HTTP/1.1\r\nHost: x\r\nUser-Agent: \x80\xff\r\n\r\n",
-		"DELETE /pub?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab" + post("b", "x"),
-	} {
-		f.Add([]byte(seed))
-	}
-	h := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	defer h.Shutdown(context.Background())
-	c := &hubConn{l: &hubListener{hub: h, srv: &Server{Hub: h, PublishPath: "/pub", SubscribePath: "/sub"}}}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		d := &directConn{h: h, c: c, template: newTemplate(context.Background(), "192.0.2.1:1234")}
-		// The input reuses the memory of an answered request, as on a
-		// connection whose requests no hook sees: nothing of it may show.
-		prev := post("old", "q", "X-Old: 1\r\nAccept: text/old\r\nConnection: close\r\n")
-		_, _, v := d.parse([]byte(prev))
-		require.Equal(t, requestServe, v)
-		d.spare, d.current = d.current, nil
-		r, size, verdict := d.parse(raw)
-		if verdict != requestServe {
-			return
-		}
-		require.LessOrEqual(t, size, len(raw))
-		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw[:size])))
-		require.NoError(t, err, "net/http refuses what the Hub would answer: %q", raw[:size])
-		assert.Equal(t, want.Method, r.Method)
-		assert.Equal(t, want.RequestURI, r.RequestURI)
-		assert.Equal(t, want.URL.Path, r.URL.Path)
-		assert.Equal(t, want.URL.RawQuery, r.URL.RawQuery)
-		assert.Equal(t, want.Host, r.Host)
-		assert.Equal(t, want.Header, r.Header)
-		assert.Equal(t, want.ContentLength, r.ContentLength)
-		assert.Equal(t, want.Close, r.Close)
-		wantBody, err := io.ReadAll(want.Body)
-		require.NoError(t, err)
-		body, _ := io.ReadAll(r.Body)
-		assert.Equal(t, wantBody, body)
-	})
 }
 
 // FuzzQueryValues: the query scan of the handlers gives what

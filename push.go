@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pushhub/push/internal/h1"
+	"github.com/pushhub/push/internal/sock"
 )
 
 // A Hub relays messages from publishers to subscribers. It owns a Store,
@@ -42,23 +45,13 @@ type Hub struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
-	// conns holds the connections accepted by the Hub's Listeners, by
-	// their two addresses (connKey): their long-polls can park.
-	conns sync.Map
+	// conns are the connections accepted by the Hub's listeners (conn.go).
+	conns *h1.Conns
+	// batches make a sweep's writes in batches, where they can.
+	batches *sock.Batches
 
 	published atomic.Uint64
 	delivered atomic.Uint64
-
-	// recycleRequests: no hook sees requests, so a connection whose
-	// requests the Hub reads may reuse an answered request's memory.
-	recycleRequests bool
-
-	// ring serves kept-alive publishers through an io_uring, where it
-	// can (direct_ring_linux.go).
-	ring publisherRing
-	// sendRings keeps the rings of sweeps' batched writes
-	// (sendbatch_linux.go).
-	sendRings sendRings
 
 	// streamEnded, if set (by in-package tests), is called when a streaming
 	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
@@ -150,11 +143,11 @@ func New(opts Options) *Hub {
 	h := &Hub{opts: opts, cfg: cfg, store: opts.Store, seed: maphash.MakeSeed()}
 	h.stopping, h.stop = context.WithCancel(context.Background())
 	h.log = opts.Logger
-	h.recycleRequests = opts.ChannelIDs == nil && opts.AuthorizePublish == nil && opts.AuthorizeSubscribe == nil
 	if h.store == nil {
 		h.store = NewMemoryStore()
 		h.ownStore = true
 	}
+	h.initConns()
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
@@ -335,8 +328,7 @@ func (hc *hubChannel) keepPace(ctx context.Context) bool {
 	}
 	pass := hc.pass
 	hc.lmu.Unlock()
-	if later, ok := ctx.Value(paceLaterKey{}).(*paceLater); ok && later.on {
-		later.pass = pass // the publisher ring's: it waits in a goroutine
+	if keepPaceLater(ctx, pass) { // the publisher ring's: it waits in a goroutine
 		return true
 	}
 	waitPass(ctx, pass)
@@ -355,7 +347,7 @@ func waitPass(ctx context.Context, pass <-chan struct{}) {
 }
 
 // fanOut wakes the streams of ls. batched (a sweep's): their writes are
-// made in batches (sendBatch), where the system has io_uring.
+// made in batches (sock.Batch), where the system has io_uring.
 //
 // A long-poll answered in the pass gives its connection back to its
 // reader (which then reads the client's next poll) only once the pass is
@@ -374,20 +366,20 @@ func fanOut(ls []listener, batched bool) {
 			}
 		}
 	}()
-	var h *Hub // batches come from it
+	var batches *sock.Batches // nil: no batches
 	if batched && len(ls) > 0 {
-		h = ls[0].s.hub
+		batches = ls[0].s.hub.batches
 	}
 	workers := min(runtime.NumCPU(), runtime.GOMAXPROCS(0), (len(ls)+fanOutChunk-1)/fanOutChunk)
 	if workers <= 1 {
-		b := h.sendBatch()
+		b := batches.Get()
 		wakeEach(ls, b)
-		b.done()
+		b.Done()
 		return
 	}
 	var next atomic.Int64
 	work := func() {
-		b := h.sendBatch()
+		b := batches.Get()
 		for {
 			end := int(next.Add(fanOutChunk))
 			start := end - fanOutChunk
@@ -396,7 +388,7 @@ func fanOut(ls []listener, batched bool) {
 			}
 			wakeEach(ls[start:min(end, len(ls))], b)
 		}
-		b.done()
+		b.Done()
 	}
 	var wg sync.WaitGroup
 	for range workers - 1 {
@@ -411,7 +403,7 @@ func fanOut(ls []listener, batched bool) {
 }
 
 // wakeEach wakes the streams of ls, their writes gathered in b if not nil.
-func wakeEach(ls []listener, b *sendBatch) {
+func wakeEach(ls []listener, b *sock.Batch) {
 	for _, l := range ls {
 		if b != nil {
 			l.s.wakeBatched(b)
@@ -634,8 +626,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		h.mu.Unlock()
 		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
-		h.interruptDirect()
-		h.ring.shutdown(ctx)
+		h.conns.Shutdown(ctx)
 		if drained != nil {
 			select {
 			case <-drained:
@@ -644,7 +635,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			}
 		}
 		h.unwatch()
-		h.closeSendRings()
+		h.batches.Close()
 		if h.ownStore {
 			h.store.Close()
 		}

@@ -98,11 +98,11 @@ func testSweepBatchedWrites(t *testing.T, n, size int, off bool) {
 	}
 	require.NoError(t, readAll(slow), "the subscriber that read nothing until the end")
 	if off {
-		assert.Zero(t, e.hub.sendRings.writes.Load(), "writes made in batches")
+		assert.Zero(t, e.hub.batches.Writes(), "writes made in batches")
 		return
 	}
-	if e.hub.sendRings.unavailable {
+	if e.hub.batches.Unavailable() {
 		t.Skip("io_uring is not available here: the sweeps wrote with a system call each")
 	}
-	assert.Positive(t, e.hub.sendRings.writes.Load(), "writes made in batches")
+	assert.Positive(t, e.hub.batches.Writes(), "writes made in batches")
 }

@@ -78,7 +78,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("push: Server.Hub is nil: set it to the Hub to serve")
 	}
 	s.init()
-	return s.srv.Serve(s.Hub.listen(ln, s))
+	return s.srv.Serve(s.Hub.conns.Listen(ln, s.Hub.listenConfig(s)))
 }
 
 // Shutdown stops accepting connections and closes idle ones, then waits
@@ -114,11 +114,6 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// reads reports whether the Server reads requests for path itself.
-func (s *Server) reads(path string) bool {
-	return path != "" && (path == s.PublishPath || path == s.SubscribePath)
 }
 
 // baseContext is the context every request read by the Hub on c starts

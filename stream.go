@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/pushhub/push/internal/sock"
 )
 
 // Streaming transports (WebSocket, EventSource, multipart and chunked HTTP
@@ -96,10 +97,10 @@ type stream struct {
 	// The connection: parked (conn set; raw for non-blocking writes when
 	// the connection allows them) or held (w set).
 	conn    net.Conn
-	raw     *rawWriter // nil: no non-blocking writes (TLS)
-	fd      int32      // conn's descriptor, for a sweep's batched writes; -1: none
-	batch   *sendBatch // set by wakeBatched for the next step
-	chunked bool       // parked HTTP/1.1 stream: the body goes in chunks
+	raw     *sock.Writer // nil: no non-blocking writes (TLS)
+	fd      int32        // conn's descriptor, for a sweep's batched writes; -1: none
+	batch   *sock.Batch  // set by wakeBatched for the next step
+	chunked bool         // parked HTTP/1.1 stream: the body goes in chunks
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	signal  chan struct{} // held: wakes the handler's goroutine
@@ -174,16 +175,10 @@ func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 // goroutine of its own. The stream owns sub and c from then on.
 func (s *stream) park(c net.Conn, preamble []byte, read func(*stream)) {
 	s.conn = c
-	if hc, ok := c.(*hubConn); ok && !s.oneShot {
-		s.hub.conns.CompareAndDelete(hc.key, hc) // it will not serve HTTP again
+	if !s.oneShot {
+		forgetConn(c)
 	}
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			if s.raw = newRawWriter(rc); s.raw != nil {
-				s.fd = rawFD(rc)
-			}
-		}
-	}
+	s.raw, s.fd = connWriter(c)
 	s.closers.Store(2)
 	if err := s.writeBlocking(preamble); err != nil {
 		c.Close()
@@ -261,7 +256,7 @@ func (s *stream) wake() {
 // wakeBatched is wake for a sweep's worker: the stream's write, if it
 // makes one now, goes into b, which makes it with the others (and then
 // runs the stream on).
-func (s *stream) wakeBatched(b *sendBatch) {
+func (s *stream) wakeBatched(b *sock.Batch) {
 	if s.signal != nil || s.fd < 0 {
 		s.wake()
 		return
@@ -391,7 +386,7 @@ func (s *stream) step(mayBlock bool) bool {
 // stepOnce is step for a long-poll: the first message, or the end of the
 // subscription or the subscriber timeout, is answered, and then the stream
 // finishes.
-func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
+func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sock.Batch) bool {
 	if !s.answered {
 		m, err := s.sub.TryNext(context.Background())
 		if m == nil && err == nil && ev&evTimer != 0 {
@@ -423,9 +418,7 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
 			return false
 		}
 	}
-	if hc, ok := s.conn.(*hubConn); ok {
-		hc.busy.Store(time.Since(s.lastMsg) < parkAfter) // lastMsg: the request's start
-	}
+	setBusy(s.conn, time.Since(s.lastMsg) < parkAfter) // lastMsg: the request's start
 	s.finish(errAnswered, mayBlock)
 	return false
 }
@@ -551,7 +544,7 @@ func (s *stream) seal() []byte {
 // goroutine that writes the rest under the write deadline and goes on
 // running the stream (handed is then true). With a batch (and without
 // mayBlock), the batch makes that write and then goes on (handed too).
-func (s *stream) flush(mayBlock bool, batch *sendBatch) (handed bool, err error) {
+func (s *stream) flush(mayBlock bool, batch *sock.Batch) (handed bool, err error) {
 	b := s.seal()
 	switch {
 	case s.w != nil:
@@ -559,15 +552,15 @@ func (s *stream) flush(mayBlock bool, batch *sendBatch) (handed bool, err error)
 	case mayBlock:
 		err = s.writeBlocking(b)
 	case batch != nil && s.fd >= 0:
-		batch.add(s, b)
+		batch.Add(s.fd, b, s)
 		return true, nil
 	default:
 		n := 0
-		err = errWouldBlock
+		err = sock.ErrWouldBlock
 		if s.raw != nil {
-			n, err = s.raw.tryWrite(b)
+			n, err = s.raw.TryWrite(b)
 		}
-		if err == errWouldBlock {
+		if err == sock.ErrWouldBlock {
 			s.writeRest(b[n:])
 			return true, nil
 		}
@@ -596,9 +589,12 @@ func (s *stream) writeRest(rest []byte) {
 	}()
 }
 
-// written runs the stream on after a batch made its write: rest is what
+// BatchCopied releases the output buffer, whose bytes a batch copied.
+func (s *stream) BatchCopied() { s.idle() }
+
+// BatchSent runs the stream on after a batch made its write: rest is what
 // the socket did not take (err: the write failed).
-func (s *stream) written(rest []byte, err error) {
+func (s *stream) BatchSent(rest []byte, err error) {
 	switch {
 	case err != nil:
 		s.finish(&connError{err}, false)

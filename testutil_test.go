@@ -62,7 +62,7 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 		ps := &Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}
 		srv = httptest.NewUnstartedServer(http.HandlerFunc(ps.route))
 		ps.once.Do(func() { ps.srv = srv.Config })
-		srv.Listener = hub.listen(srv.Listener, ps)
+		srv.Listener = hub.conns.Listen(srv.Listener, hub.listenConfig(ps))
 	}
 	srv.Start()
 	env := &specEnv{t: t, hub: hub, srv: srv, client: srv.Client()}

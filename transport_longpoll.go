@@ -3,10 +3,8 @@ package push
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -26,10 +24,7 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 	m, err := sub.TryNext(ctx)
 	if m == nil && err == nil && !h.opts.IntervalPoll {
 		hc := h.parkable(r)
-		if _, limited := ctx.Deadline(); limited {
-			hc = nil // a parked long-poll would outlive the deadline of the app's middleware
-		}
-		if hc != nil && !hc.busy.Load() && h.parkLongPoll(w, r, sub, callback, start) {
+		if hc != nil && !hc.Busy() && h.parkLongPoll(w, r, sub, callback, start) {
 			return
 		}
 		waitCtx := ctx
@@ -44,7 +39,7 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			m, fired, err = sub.nextOr(waitCtx, t.C)
 			t.Stop()
 			if fired {
-				hc.busy.Store(false)
+				hc.SetBusy(false)
 				if h.parkLongPoll(w, r, sub, callback, start) {
 					return
 				}
@@ -108,52 +103,13 @@ func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback 
 // that long in its handler before it parks.
 const parkAfter = 250 * time.Millisecond
 
-// parkable returns the Listener's connection of r if a long-poll of r can
-// park: it can be kept alive after the answer.
-func (h *Hub) parkable(r *http.Request) *hubConn {
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close || r.TLS != nil || r.ContentLength != 0 {
-		return nil
-	}
-	return h.listenerConn(r)
-}
-
-// listenerConn returns the connection of r if a Listener of the Hub
-// accepted it, else nil.
-func (h *Hub) listenerConn(r *http.Request) *hubConn {
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	c, _ := h.conns.Load(connKey(local, r.RemoteAddr))
-	hc, _ := c.(*hubConn)
-	return hc
-}
-
 // parkLongPoll parks a long-poll that has waited since start: the
 // connection is hijacked and the long-poll becomes a one-shot stream (see
 // stream.go) whose answer is written as net/http would have. It reports
 // whether it did; it then owns sub.
 func (h *Hub) parkLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscription, callback string, start time.Time) bool {
-	c, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return false
-	}
 	f := &longPollFramer{h: h, sub: sub, callback: callback, header: w.Header().Clone()}
-	s := h.newStream(TransportLongPoll, sub, f)
-	s.oneShot = true
-	s.lastMsg = start // the subscriber timeout counts from the request
-	hc, ok := c.(*hubConn)
-	s.keepAlive = ok
-	if !ok { // not from the Listener after all: the answer closes it
-		f.header.Set("Connection", "close")
-	}
-	read := readDiscard
-	if ok {
-		if n := brw.Reader.Buffered(); n > 0 {
-			b, _ := brw.Reader.Peek(n)
-			hc.prefix = append(hc.prefix, b...)
-		}
-		read = readKeep
-	}
-	s.park(c, nil, read)
-	return true
+	return h.parkOneShot(w, sub, f, start)
 }
 
 // longPollFramer writes a parked long-poll's answer.
@@ -167,7 +123,7 @@ type longPollFramer struct {
 func (f *longPollFramer) message(b []byte, m *Message) []byte {
 	w := &bufferedResponse{header: f.header}
 	f.h.answerLongPoll(w, f.sub, f.callback, m, nil)
-	return w.appendTo(b)
+	return w.AppendTo(b)
 }
 
 func (f *longPollFramer) end(b []byte, err error) []byte {
@@ -179,102 +135,11 @@ func (f *longPollFramer) end(b []byte, err error) []byte {
 	}
 	w := &bufferedResponse{header: f.header}
 	f.h.answerLongPoll(w, f.sub, f.callback, nil, err)
-	return w.appendTo(b)
+	return w.AppendTo(b)
 }
 
 func (f *longPollFramer) missed(b []byte) []byte { return b }
 func (f *longPollFramer) ping(b []byte) []byte   { return b }
-
-// bufferedResponse is an http.ResponseWriter that collects the answer of a
-// parked long-poll, to write it to the hijacked connection.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   []byte
-	head   bool // the answer to a HEAD request: no body, its length kept
-}
-
-func (w *bufferedResponse) Header() http.Header { return w.header }
-
-func (w *bufferedResponse) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-}
-
-func (w *bufferedResponse) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	w.body = append(w.body, p...)
-	return len(p), nil
-}
-
-// FlushError and SetWriteDeadline make http.ResponseController calls on a
-// bufferedResponse cheap no-ops (an unsupported call costs an error built
-// with fmt.Errorf): whoever writes the buffered answer flushes it, under
-// its own deadline.
-func (w *bufferedResponse) FlushError() error                { return nil }
-func (w *bufferedResponse) SetWriteDeadline(time.Time) error { return nil }
-
-// SetReadDeadline is a no-op too: a request answered through a
-// bufferedResponse was read whole before.
-func (w *bufferedResponse) SetReadDeadline(time.Time) error { return nil }
-
-// appendTo appends the answer as an HTTP/1.1 response with a
-// Content-Length, so the connection can be kept alive. Like net/http, it
-// sniffs the Content-Type of a body that has none (unless the header maps
-// Content-Type to nil).
-func (w *bufferedResponse) appendTo(b []byte) []byte {
-	w.WriteHeader(http.StatusOK)
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(w.status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(w.status)...)
-	b = append(b, "\r\nDate: "...)
-	b = appendDate(b)
-	b = append(b, "\r\n"...)
-	body := w.body
-	switch {
-	case w.status == http.StatusNotModified || w.status == http.StatusNoContent || w.status < 200:
-		delete(w.header, "Content-Length")
-		body = nil
-	case w.head:
-		body = nil // a Content-Length set by the handler stays
-	default:
-		delete(w.header, "Content-Length")
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, int64(len(body)), 10)
-		b = append(b, "\r\n"...)
-		if _, ok := w.header["Content-Type"]; !ok && len(body) > 0 {
-			w.header.Set("Content-Type", http.DetectContentType(body))
-		}
-	}
-	b = appendHeader(b, w.header)
-	b = append(b, "\r\n"...)
-	return append(b, body...)
-}
-
-// appendDate appends the current time as an HTTP date.
-func appendDate(b []byte) []byte { return append(b, httpTime(&lastDate, time.Now().Unix())...) }
-
-// httpTime formats the Unix second sec as an HTTP date, keeping the text
-// in last for the next call with the same second.
-func httpTime(last *atomic.Pointer[httpDate], sec int64) string {
-	if d := last.Load(); d != nil && d.unix == sec {
-		return d.text
-	}
-	d := &httpDate{unix: sec, text: time.Unix(sec, 0).UTC().Format(http.TimeFormat)}
-	last.Store(d)
-	return d.text
-}
-
-type httpDate struct {
-	unix int64
-	text string
-}
-
-// The last Date and Last-Modified texts made: answers mostly ask for the
-// current second, and for the newest message's.
-var lastDate, lastModified atomic.Pointer[httpDate]
 
 // writeAnswer writes a 200 long-poll answer with body under the write
 // deadline, flushes it, and clears the deadline (the connection may be

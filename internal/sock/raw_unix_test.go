@@ -1,23 +1,22 @@
 //go:build unix
 
-package push
+package sock
 
 import (
 	"errors"
 	"io"
 	"net"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// TestRawReaderAsConnRead: rawReader answers as net.Conn.Read does: what
+// TestReaderAsConnRead: a Reader answers as net.Conn.Read does: what
 // the peer sent, the read deadline's error, and io.EOF once the peer has
 // closed.
-func TestRawReaderAsConnRead(t *testing.T) {
+func TestReaderAsConnRead(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -27,9 +26,8 @@ func TestRawReaderAsConnRead(t *testing.T) {
 	server, err := ln.Accept()
 	require.NoError(t, err)
 	defer server.Close()
-	rc, err := server.(syscall.Conn).SyscallConn()
-	require.NoError(t, err)
-	r := newRawReader(rc)
+	r := NewReader(server)
+	require.NotNil(t, r)
 	buf := make([]byte, 64)
 
 	done := make(chan struct{})

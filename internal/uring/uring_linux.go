@@ -1,4 +1,4 @@
-package push
+package uring
 
 import (
 	"errors"
@@ -7,14 +7,6 @@ import (
 	"time"
 	"unsafe"
 )
-
-// A minimal io_uring (Linux 6.1 and later, for DEFER_TASKRUN): what the publisher ring
-// (direct_ring_linux.go) needs and nothing more. One goroutine, locked to
-// its thread, owns a ring: it alone fills submission entries and reaps
-// completions (IORING_SETUP_SINGLE_ISSUER), and the kernel completes
-// requests only when that goroutine asks for completions
-// (IORING_SETUP_DEFER_TASKRUN), so a batch of answers and the reads that
-// follow them cost one system call between them.
 
 const (
 	sysIOURingSetup = 425
@@ -65,8 +57,8 @@ type uringParams struct {
 	}
 }
 
-// uringSQE is struct io_uring_sqe, as the operations used here fill it.
-type uringSQE struct {
+// SQE is struct io_uring_sqe, as the operations used here fill it.
+type SQE struct {
 	opcode   uint8
 	flags    uint8
 	ioprio   uint16
@@ -97,14 +89,14 @@ type uringGetEventsArg struct {
 	ts        uint64
 }
 
-// uring is one ring, used by one goroutine at a time.
-type uring struct {
+// Ring is one ring, used by one goroutine at a time.
+type Ring struct {
 	fd                     int
 	ring, sqesMem          []byte
 	sqHead, sqTail, cqHead *uint32
 	cqTail                 *uint32
 	sqMask, cqMask         uint32
-	sqes                   []uringSQE
+	sqes                   []SQE
 	cqes                   []uringCQE
 	sqPending              uint32 // entries filled and not yet submitted
 	sqLocalTail            uint32
@@ -117,46 +109,46 @@ type uring struct {
 	arg     uringGetEventsArg
 }
 
-// errNoURing: io_uring is missing, refused (seccomp, sysctl
+// ErrUnavailable: io_uring is missing, refused (seccomp, sysctl
 // kernel.io_uring_disabled) or too old here.
-var errNoURing = errors.New("push: io_uring is not available")
+var ErrUnavailable = errors.New("io_uring is not available")
 
-// newURing sets up the publisher ring's ring. The calling goroutine must
-// be locked to its thread and stay so for the ring's life.
-func newURing() (*uring, error) {
-	return setupURing(uringSetupFlags, uringSQEntries, uringCQEntries)
+// New sets up a ring that one goroutine, locked to its thread for the
+// ring's life, alone submits to and reaps (SINGLE_ISSUER, DEFER_TASKRUN).
+func New() (*Ring, error) {
+	return setup(uringSetupFlags, uringSQEntries, uringCQEntries)
 }
 
-// newSendURing sets up a ring for a sweep's writes (sendBatch): any
-// thread may submit to it, one at a time, and its sends complete as they
-// are submitted (MSG_DONTWAIT), so no completion waits for its thread.
-func newSendURing() (*uring, error) {
-	return setupURing(uringSetupCQSize|uringSetupSubmitAll, sendBatchSize, 2*sendBatchSize)
+// NewSend sets up a ring of entries submission entries for sends that
+// complete as they are submitted (PrepSendNow): any thread may submit to
+// it, one at a time, and no completion waits for its thread.
+func NewSend(entries uint32) (*Ring, error) {
+	return setup(uringSetupCQSize|uringSetupSubmitAll, entries, 2*entries)
 }
 
-func setupURing(flags, sqEntries, cqEntries uint32) (*uring, error) {
+func setup(flags, sqEntries, cqEntries uint32) (*Ring, error) {
 	var p uringParams
-	if unsafe.Sizeof(p) != uringParamsSize || unsafe.Sizeof(uringSQE{}) != uringSQESize || unsafe.Sizeof(uringCQE{}) != uringCQESize {
-		return nil, errNoURing // cannot happen: the layouts are the kernel's
+	if unsafe.Sizeof(p) != uringParamsSize || unsafe.Sizeof(SQE{}) != uringSQESize || unsafe.Sizeof(uringCQE{}) != uringCQESize {
+		return nil, ErrUnavailable // cannot happen: the layouts are the kernel's
 	}
 	fd, err := uringSetup(&p, flags, sqEntries, cqEntries)
 	if err != nil { // older than 6.1 (no DEFER_TASKRUN), or refused
-		return nil, errNoURing
+		return nil, ErrUnavailable
 	}
 	if p.features&uringRequiredFeatures != uringRequiredFeatures {
 		syscall.Close(fd)
-		return nil, errNoURing
+		return nil, ErrUnavailable
 	}
-	u := &uring{fd: fd, minTimeout: p.features&uringFeatMinTimeout != 0}
+	u := &Ring{fd: fd, minTimeout: p.features&uringFeatMinTimeout != 0}
 	size := max(int(p.sqOff.array)+int(p.sqEntries)*4, int(p.cqOff.cqes)+int(p.cqEntries)*uringCQESize)
 	if u.ring, err = syscall.Mmap(fd, uringOffSQRing, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE); err != nil {
 		syscall.Close(fd)
-		return nil, errNoURing
+		return nil, ErrUnavailable
 	}
 	if u.sqesMem, err = syscall.Mmap(fd, uringOffSQEs, int(p.sqEntries)*uringSQESize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE); err != nil {
 		syscall.Munmap(u.ring)
 		syscall.Close(fd)
-		return nil, errNoURing
+		return nil, ErrUnavailable
 	}
 	at := func(off uint32) unsafe.Pointer { return unsafe.Pointer(&u.ring[off]) }
 	u.sqHead, u.sqTail = (*uint32)(at(p.sqOff.head)), (*uint32)(at(p.sqOff.tail))
@@ -166,7 +158,7 @@ func setupURing(flags, sqEntries, cqEntries uint32) (*uring, error) {
 	for i := range array {
 		array[i] = uint32(i) // entry i of the ring is SQE i
 	}
-	u.sqes = unsafe.Slice((*uringSQE)(unsafe.Pointer(&u.sqesMem[0])), p.sqEntries)
+	u.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&u.sqesMem[0])), p.sqEntries)
 	u.cqes = unsafe.Slice((*uringCQE)(at(p.cqOff.cqes)), p.cqEntries)
 	u.sqLocalTail = atomic.LoadUint32(u.sqTail)
 	return u, nil
@@ -182,20 +174,20 @@ func uringSetup(p *uringParams, flags, sqEntries, cqEntries uint32) (int, error)
 	return int(r), nil
 }
 
-// close releases the ring; the kernel cancels what is still in flight.
-func (u *uring) close() {
+// Close releases the ring; the kernel cancels what is still in flight.
+func (u *Ring) Close() {
 	syscall.Munmap(u.sqesMem)
 	syscall.Munmap(u.ring)
 	syscall.Close(u.fd)
 }
 
-// reserve makes room for n submission entries, submitting the ones filled
+// Reserve makes room for n submission entries, submitting the ones filled
 // so far if there is not: entries linked together (IOSQE_IO_LINK) must be
 // submitted together, the kernel ends a chain at the end of a submission.
-func (u *uring) reserve(n uint32) {
+func (u *Ring) Reserve(n uint32) {
 	for u.sqLocalTail-atomic.LoadUint32(u.sqHead)+n > uint32(len(u.sqes)) {
 		head := atomic.LoadUint32(u.sqHead)
-		u.enter(0, 0, 0) // SUBMIT_ALL: the kernel takes every entry
+		u.Enter(0, 0, 0) // SUBMIT_ALL: the kernel takes every entry
 		if atomic.LoadUint32(u.sqHead) == head {
 			// Refused until completions are reaped (a full
 			// completion queue): keep them aside for the caller.
@@ -206,7 +198,7 @@ func (u *uring) reserve(n uint32) {
 
 // spill moves the completions there are to u.spilled, where cqRange and
 // cqe find them first.
-func (u *uring) spill() {
+func (u *Ring) spill() {
 	head, tail := atomic.LoadUint32(u.cqHead), atomic.LoadUint32(u.cqTail)
 	for ; head != tail; head++ {
 		u.spilled = append(u.spilled, u.cqes[head&u.cqMask])
@@ -214,21 +206,21 @@ func (u *uring) spill() {
 	atomic.StoreUint32(u.cqHead, head)
 }
 
-// sqe returns the next submission entry, cleared, submitting the ones
+// SQE returns the next submission entry, cleared, submitting the ones
 // filled so far first if the queue is full.
-func (u *uring) sqe() *uringSQE {
-	u.reserve(1)
+func (u *Ring) SQE() *SQE {
+	u.Reserve(1)
 	e := &u.sqes[u.sqLocalTail&u.sqMask]
-	*e = uringSQE{}
+	*e = SQE{}
 	u.sqLocalTail++
 	u.sqPending++
 	return e
 }
 
-// enter submits the entries filled so far and, if wait > 0, waits until
+// Enter submits the entries filled so far and, if wait > 0, waits until
 // at least that many completions are there or timeout (if > 0) passes.
 // Only errors that say the ring is broken are returned.
-func (u *uring) enter(wait uint32, minWait, timeout time.Duration) error {
+func (u *Ring) Enter(wait uint32, minWait, timeout time.Duration) error {
 	atomic.StoreUint32(u.sqTail, u.sqLocalTail)
 	flags := uintptr(0)
 	var argp, argSize uintptr
@@ -271,9 +263,9 @@ func (u *uring) enter(wait uint32, minWait, timeout time.Duration) error {
 	}
 }
 
-// next returns the next completion, if there is one: those reserve set
+// Next returns the next completion, if there is one: those Reserve set
 // aside first.
-func (u *uring) next() (userData uint64, res int32, ok bool) {
+func (u *Ring) Next() (userData uint64, res int32, ok bool) {
 	if u.spillRead < len(u.spilled) {
 		c := u.spilled[u.spillRead]
 		if u.spillRead++; u.spillRead == len(u.spilled) {
@@ -290,9 +282,9 @@ func (u *uring) next() (userData uint64, res int32, ok bool) {
 	return c.userData, c.res, true
 }
 
-// prepRecv reads into b from fd. pollFirst: data is not expected yet, so
+// PrepRecv reads into b from fd. pollFirst: data is not expected yet, so
 // the kernel waits for it without trying first.
-func (e *uringSQE) prepRecv(fd int32, b []byte, userData uint64, pollFirst bool) {
+func (e *SQE) PrepRecv(fd int32, b []byte, userData uint64, pollFirst bool) {
 	e.opcode, e.fd, e.userData = uringOpRecv, fd, userData
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
 	if pollFirst {
@@ -300,34 +292,46 @@ func (e *uringSQE) prepRecv(fd int32, b []byte, userData uint64, pollFirst bool)
 	}
 }
 
-// prepSend writes all of b to fd (MSG_WAITALL: a short write is an error).
-func (e *uringSQE) prepSend(fd int32, b []byte, userData uint64) {
+// PrepSend writes all of b to fd (MSG_WAITALL: a short write is an error).
+func (e *SQE) PrepSend(fd int32, b []byte, userData uint64) {
 	e.opcode, e.fd, e.userData = uringOpSend, fd, userData
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
 	e.opFlags = syscall.MSG_NOSIGNAL | syscall.MSG_WAITALL
 }
 
-// prepSendNow writes what fd takes of b now (MSG_DONTWAIT: -EAGAIN when
+// PrepSendNow writes what fd takes of b now (MSG_DONTWAIT: -EAGAIN when
 // it takes nothing, as a non-blocking send(2)).
-func (e *uringSQE) prepSendNow(fd int32, b []byte, userData uint64) {
-	e.prepSend(fd, b, userData)
+func (e *SQE) PrepSendNow(fd int32, b []byte, userData uint64) {
+	e.PrepSend(fd, b, userData)
 	e.opFlags = syscall.MSG_NOSIGNAL | syscall.MSG_DONTWAIT
 }
 
-// prepRead reads into b from fd (an eventfd).
-func (e *uringSQE) prepRead(fd int32, b []byte, userData uint64) {
+// PrepRead reads into b from fd (an eventfd).
+func (e *SQE) PrepRead(fd int32, b []byte, userData uint64) {
 	e.opcode, e.fd, e.userData = uringOpRead, fd, userData
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
 	e.off = ^uint64(0) // the file's position (none for an eventfd)
 }
 
-// prepCancelFD cancels every request on fd.
-func (e *uringSQE) prepCancelFD(fd int32, userData uint64) {
+// PrepCancelFD cancels every request on fd.
+func (e *SQE) PrepCancelFD(fd int32, userData uint64) {
 	e.opcode, e.fd, e.userData = uringOpAsyncCancel, fd, userData
 	e.opFlags = uringAsyncCancelFD | uringAsyncCancelAll
 }
 
-// prepNop completes at once (tests).
-func (e *uringSQE) prepNop(userData uint64) {
+// Link makes the next entry wait for this one to complete (IOSQE_IO_LINK);
+// a failure cancels it. Linked entries must go in one submission
+// (Reserve).
+func (e *SQE) Link() { e.flags |= uringSQELink }
+
+// MinTimeout reports whether Enter's minWait is honoured (Linux 6.12);
+// without it, a wait ends with the first completion.
+func (u *Ring) MinTimeout() bool { return u.minTimeout }
+
+// Entries is the size of New's submission queue.
+const Entries = uringSQEntries
+
+// PrepNop completes at once (tests).
+func (e *SQE) PrepNop(userData uint64) {
 	e.opcode, e.userData = uringOpNop, userData
 }

@@ -1,10 +1,10 @@
 //go:build unix && !linux
 
-package push
+package sock
 
 import "syscall"
 
-// The system calls of rawWriter and rawReader (sendto and recvfrom on
+// The system calls of Writer and Reader (sendto and recvfrom on
 // Linux).
 const (
 	sysSend   = syscall.SYS_WRITE

@@ -1,19 +1,20 @@
-package push
+package h1
 
 import (
 	"context"
-	"net"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pushhub/push/internal/sock"
+	"github.com/pushhub/push/internal/uring"
 )
 
-// The publisher ring: kept-alive publishers read by the Hub
-// (Options.ListenerPublishPath) are served by one goroutine through an
-// io_uring (uring_linux.go) instead of a goroutine each.
+// The publisher ring: kept-alive publishers read here are served by one
+// goroutine through an io_uring (package uring) instead of a goroutine
+// each.
 //
 // A publish read by a goroutine costs two system calls, a recvfrom(2) for
 // the request and a sendto(2) for the answer, and on a virtual machine a
@@ -26,13 +27,13 @@ import (
 // eight.
 //
 // Only the plain case is served here: a publisher's request on a
-// connection that has already published, when the Store is the
-// MemoryStore (a publish never waits on the network) and no hook sees
-// requests (none can block the ring). Anything else, a request for
+// connection that has already published, when Conns.Ring says no handler
+// can block the ring (the Hub's Store is in memory and no hook sees
+// requests). Anything else, a request for
 // another path, one that asks to close, a publish that has to keep pace
 // with its channel's sweep, an error, goes to a goroutine of the
 // connection's own, which serves it as serve does; a connection idle for
-// directIdle goes back to the http.Server.
+// idleAfter goes back to the http.Server.
 //
 // While in the ring, a connection's socket is out of Go's network poller:
 // its descriptor is duplicated and its net.Conn closed, so that the
@@ -81,7 +82,7 @@ const (
 
 // ringSlot is a connection in the ring.
 type ringSlot struct {
-	d        *directConn
+	d        *reader
 	fd       int32
 	pending  int       // completions still to come
 	sending  bool      // a send is in flight
@@ -99,8 +100,8 @@ type ringSlot struct {
 // ringLoop is the state of a running ring's goroutine.
 type ringLoop struct {
 	r     *publisherRing
-	h     *Hub
-	u     *uring
+	cs    *Conns
+	u     *uring.Ring
 	slots []*ringSlot
 	free  []int
 	live  int
@@ -112,31 +113,28 @@ type ringLoop struct {
 
 // join hands d to the ring, if it may use it: it reports whether the ring
 // took d. d has just answered a publish and has nothing buffered.
-func (r *publisherRing) join(d *directConn) bool {
-	h := d.h
-	if d.noRing || h.opts.DisableIOURing || !h.recycleRequests || len(d.c.prefix) > 0 || d.pace.pass != nil {
-		return false
-	}
-	if _, ok := h.store.(*MemoryStore); !ok {
+func (r *publisherRing) join(d *reader) bool {
+	cs := d.cs
+	if d.noRing || !cs.Ring || len(d.c.prefix) > 0 || d.pace.wait != nil {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.unavailable || r.closing || h.isClosing() {
+	if r.unavailable || r.closing || cs.closing.Load() {
 		return false
 	}
 	if !r.running {
-		if !r.start(h) {
+		if !r.start(cs) {
 			return false
 		}
 	}
-	fd, ok := d.c.detach()
+	fd, ok := sock.Detach(d.c.Conn) // d.c stays in cs: attach makes another
 	if !ok {
 		return false
 	}
 	// Requests read in the ring start as this: the first request's
 	// context ends when its handler returns.
-	ctx := context.WithValue(d.c.requestTemplate().Context(), paceLaterKey{}, &d.pace)
+	ctx := context.WithValue(d.c.requestTemplate().Context(), paceKey{}, &d.pace)
 	d.template = newTemplate(ctx, d.template.RemoteAddr)
 	d.pace.on = true
 	r.incoming = append(r.incoming, &ringSlot{d: d, fd: fd, deadline: d.deadline})
@@ -147,14 +145,14 @@ func (r *publisherRing) join(d *directConn) bool {
 
 // start starts the ring's goroutine (r.mu held) and reports whether its
 // io_uring could be set up.
-func (r *publisherRing) start(h *Hub) bool {
+func (r *publisherRing) start(cs *Conns) bool {
 	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC, 0)
 	if e != 0 {
 		return false
 	}
 	ready := make(chan bool)
 	r.wakeFD, r.done = int(efd), make(chan struct{})
-	go r.run(h, ready)
+	go r.run(cs, ready)
 	if !<-ready {
 		syscall.Close(r.wakeFD)
 		r.unavailable = true
@@ -189,23 +187,23 @@ func (r *publisherRing) shutdown(ctx context.Context) {
 }
 
 // run is the ring's goroutine.
-func (r *publisherRing) run(h *Hub, ready chan<- bool) {
+func (r *publisherRing) run(cs *Conns, ready chan<- bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	u, err := newURing()
+	u, err := uring.New()
 	if err != nil {
 		ready <- false
 		return
 	}
 	ready <- true
-	l := &ringLoop{r: r, h: h, u: u, batch: 1}
+	l := &ringLoop{r: r, cs: cs, u: u, batch: 1}
 	l.armWake()
 	l.loop()
-	u.close()
+	u.Close()
 }
 
 func (l *ringLoop) armWake() {
-	l.u.sqe().prepRead(int32(l.r.wakeFD), l.r.wakeBuf[:], ringTagWake)
+	l.u.SQE().PrepRead(int32(l.r.wakeFD), l.r.wakeBuf[:], ringTagWake)
 }
 
 // loop runs until the ring has no connections and none came for a scan,
@@ -227,16 +225,16 @@ func (l *ringLoop) loop() {
 		if l.batch <= 1 {
 			minWait = ringLoneWait
 		}
-		if !l.u.minTimeout {
+		if !l.u.MinTimeout() {
 			wait = 1
 		}
 		l.sends = 0
-		err := l.u.enter(wait, minWait, ringScan)
+		err := l.u.Enter(wait, minWait, ringScan)
 		if err != nil {
 			// Cannot happen (EFAULT, EBADF: a bug; EBADR: completions
 			// lost). Let every connection go once the completions
 			// there are have been read, and take no more.
-			l.h.log.Error("push: io_uring_enter failed; publishers go back to goroutines", "err", err)
+			l.cs.Log.Error("push: io_uring_enter failed; publishers go back to goroutines", "err", err)
 			l.r.mu.Lock()
 			l.r.unavailable = true
 			l.r.mu.Unlock()
@@ -245,7 +243,7 @@ func (l *ringLoop) loop() {
 		l.now = time.Now()
 		requests := uint32(0)
 		for {
-			ud, res, ok := l.u.next()
+			ud, res, ok := l.u.Next()
 			if !ok {
 				break
 			}
@@ -298,7 +296,7 @@ func (l *ringLoop) loop() {
 // lone publisher among idle connections waits for the batch once every
 // ringProbe publishes.
 func (l *ringLoop) adapt(got uint32) {
-	if !l.u.minTimeout {
+	if !l.u.MinTimeout() {
 		l.batch = 1 // the kernel cannot wait for more than one at most so long
 		return
 	}
@@ -345,8 +343,8 @@ func (l *ringLoop) takeIncoming() {
 	l.r.mu.Unlock()
 	now := l.now
 	for _, s := range in {
-		if s.deadline.IsZero() || s.deadline.Sub(now) < directIdle*3/4 {
-			s.deadline = now.Add(directIdle)
+		if s.deadline.IsZero() || s.deadline.Sub(now) < idleAfter*3/4 {
+			s.deadline = now.Add(idleAfter)
 		}
 		var i int
 		if n := len(l.free); n > 0 {
@@ -385,19 +383,19 @@ func (l *ringLoop) letGo(s *ringSlot) {
 		s.cancelAfterSend = true
 		return
 	}
-	l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+	l.u.SQE().PrepCancelFD(s.fd, ringTagCancel)
 }
 
 // scan lets the connections idle past their deadline go, and closes those
 // whose answer has waited longer than WriteTimeout to be sent.
 func (l *ringLoop) scan(now time.Time) {
-	wt := l.h.opts.WriteTimeout
+	wt := l.cs.WriteTimeout
 	for _, s := range l.slots {
 		switch {
 		case s == nil || s.failed:
 		case s.sending && wt > 0 && now.Sub(s.since) > wt && (!s.cancel || s.cancelAfterSend):
 			s.failed, s.cancel, s.cancelAfterSend = true, true, false
-			l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+			l.u.SQE().PrepCancelFD(s.fd, ringTagCancel)
 		case !s.sending && now.After(s.deadline):
 			l.letGo(s)
 		}
@@ -408,7 +406,7 @@ func (l *ringLoop) scan(now time.Time) {
 // expected before the client has read the answer just sent.
 func (l *ringLoop) recv(i int, s *ringSlot, pollFirst bool) {
 	buf := *s.d.bufp
-	l.u.sqe().prepRecv(s.fd, buf[s.d.n:], uint64(i)<<ringTagBits|ringTagRecv, pollFirst)
+	l.u.SQE().PrepRecv(s.fd, buf[s.d.n:], uint64(i)<<ringTagBits|ringTagRecv, pollFirst)
 	s.pending++
 }
 
@@ -423,7 +421,7 @@ func (l *ringLoop) sent(i int, res int32) {
 		s.d.out = s.d.out[:0]
 		if s.cancelAfterSend {
 			s.cancelAfterSend = false
-			l.u.sqe().prepCancelFD(s.fd, ringTagCancel)
+			l.u.SQE().PrepCancelFD(s.fd, ringTagCancel)
 		}
 	}
 	l.settle(i, s)
@@ -459,14 +457,14 @@ func (l *ringLoop) received(i int, res int32) {
 		l.settle(i, s)
 		return
 	}
-	if d.n == 0 && s.deadline.Sub(l.now) < directIdle*3/4 {
-		s.deadline = l.now.Add(directIdle)
+	if d.n == 0 && s.deadline.Sub(l.now) < idleAfter*3/4 {
+		s.deadline = l.now.Add(idleAfter)
 	}
-	l.u.reserve(2) // a send and the receive linked to it go in one submission
+	l.u.Reserve(2) // a send and the receive linked to it go in one submission
 	if len(d.out) > 0 {
-		e := l.u.sqe()
-		e.prepSend(s.fd, d.out, uint64(i)<<ringTagBits|ringTagSend)
-		e.flags |= uringSQELink
+		e := l.u.SQE()
+		e.PrepSend(s.fd, d.out, uint64(i)<<ringTagBits|ringTagSend)
+		e.Link()
 		s.pending++
 		l.sends++
 		s.sending, s.since = true, l.now
@@ -491,13 +489,13 @@ func (l *ringLoop) settle(i int, s *ringSlot) {
 	if s.failed {
 		syscall.Close(int(s.fd))
 		d.close()
-		directConns.Put(d)
+		readers.Put(d)
 		return
 	}
 	c, err := d.c.attach(s.fd)
 	if err != nil {
 		d.close()
-		directConns.Put(d)
+		readers.Put(d)
 		return
 	}
 	// The new connection has no deadlines yet.
@@ -508,10 +506,15 @@ func (l *ringLoop) settle(i int, s *ringSlot) {
 // afterRing serves d on a goroutine of its own once the ring let it go:
 // it waits for the pace its last publish asked for, if any, then serves
 // the connection as serve does (idle: gives it back).
-func (d *directConn) afterRing(idle bool) {
-	if pass := d.pace.pass; pass != nil {
-		d.pace.pass = nil
-		waitPass(context.Background(), pass)
+func (d *reader) afterRing(idle bool) {
+	if pass := d.pace.wait; pass != nil {
+		d.pace.wait = nil
+		t := time.NewTimer(paceWait)
+		select {
+		case <-pass:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	if idle {
 		if d.flush() {
@@ -522,42 +525,37 @@ func (d *directConn) afterRing(idle bool) {
 	} else if d.serve(nil) {
 		return // cannot happen: it left the ring for good
 	}
-	directConns.Put(d)
+	readers.Put(d)
 }
 
-// detach takes c's socket out of Go's network poller for the ring: it
-// returns a duplicate of its descriptor and closes its net.Conn (c stays
-// in the Hub's connections).
-func (c *hubConn) detach() (int32, bool) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0, false
-	}
-	fd := -1
-	if err := rc.Control(func(s uintptr) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
-		if e == 0 {
-			fd = int(r)
-		}
-	}); err != nil || fd < 0 {
-		return 0, false
-	}
-	c.Conn.Close() // c is not used again: attach makes another
-	return int32(fd), true
-}
+// paceWait bounds how long a connection that left the ring waits for
+// the pace its last publish asked for (WaitLater).
+const paceWait = time.Second
 
 // attach returns the connection with a net.Conn for descriptor fd again
-// (which it takes): a new hubConn, which takes c's place in the Hub's
-// connections. c itself does not change: Shutdown may be reading it
-// (interruptDirect).
-func (c *hubConn) attach(fd int32) (*hubConn, error) {
-	f := os.NewFile(uintptr(fd), "")
-	nc, err := net.FileConn(f)
-	f.Close()
+// (which it takes): a new Conn, which takes c's place in Conns. c itself
+// does not change: Shutdown may be reading it.
+func (c *Conn) attach(fd int32) (*Conn, error) {
+	nc, err := sock.Attach(fd)
 	if err != nil {
 		return nil, err
 	}
-	n := &hubConn{Conn: nc, l: c.l, key: c.key, template: c.template}
-	c.l.hub.conns.CompareAndSwap(c.key, c, n)
+	n := &Conn{Conn: nc, l: c.l, key: c.key, template: c.template}
+	c.l.cs.m.CompareAndSwap(c.key, c, n)
 	return n, nil
+}
+
+// RingStats describes the publisher ring.
+type RingStats struct {
+	Joined, Left int64 // connections that joined and left the ring
+	Running      bool  // its goroutine runs
+	Unavailable  bool  // io_uring is missing or refused here
+}
+
+// RingStats describes the publisher ring of cs.
+func (cs *Conns) RingStats() RingStats {
+	r := &cs.ring
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return RingStats{Joined: r.joined.Load(), Left: r.left.Load(), Running: r.running, Unavailable: r.unavailable}
 }
