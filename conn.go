@@ -135,7 +135,7 @@ func (h *Hub) parkOneShot(w http.ResponseWriter, sub *Subscription, f *longPollF
 // the connection's next request; it returns at the end of the connection,
 // or when the stream stops it to give the connection back.
 func readKeep(s *stream) {
-	s.conn.(*h1.Conn).KeepReading(s.giveBack.Load, func() { s.handedBack.Store(true) })
+	s.conn.(*h1.Conn).KeepReading(s.returnConn.Load, func() { s.handedBack.Store(true) })
 }
 
 // forgetConn takes c, a stream's connection, out of the Hub's

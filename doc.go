@@ -24,14 +24,16 @@
 // its connection over from net/http and waits with no goroutine but a small
 // reader, and a publish writes to it directly (from the publishing goroutine
 // for a few subscribers, from a sweep that coalesces publishes for many).
-// Long-polls do the same on connections accepted through Hub.Listener, which
-// gives each connection back to the http.Server after the answer, or, with
-// Options.ListenerSubscribePath and ListenerPublishPath, reads the plain
-// long-poll and publisher requests of kept-alive connections itself,
-// without net/http's per-request work. On Linux it serves busy publishers
-// through one io_uring, a batch of them per system call, and a fan-out
-// sweep makes its writes 256 per system call (Options.NoIOURing). The
-// package's code needs only the standard library.
+// Long-polls do the same on connections accepted through Hub.Listener,
+// which gives each connection back to the app's http.Server after the
+// answer. Mounted handlers are plain http.Handlers: every request goes
+// through the app's handler chain. A Server, which owns its listeners whole,
+// also has the Hub read kept-alive publishers' and long-polls' requests
+// itself, without net/http's per-request work. The package's code needs
+// only the standard library.
+//
+// Codes such as S1 or P7 in these docs name clauses of the protocol the
+// package implements; docs/protocol.md in the repository lists them.
 //
 // The browser script of package github.com/pushhub/push/pushjs subscribes
 // over any of the transports; cmd/pushd is a standalone server built on this

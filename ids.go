@@ -48,7 +48,11 @@ func (id MessageID) Compare(other MessageID) int {
 
 // ErrInvalidMessageID is returned when a message id in a request cannot be
 // parsed. Subscriber handlers answer it with 400 "Message ID invalid".
-var ErrInvalidMessageID = errors.New("Message ID invalid")
+var ErrInvalidMessageID = errors.New("push: invalid message id")
+
+// invalidMessageIDText is how the handlers answer ErrInvalidMessageID
+// (Nchan's words).
+const invalidMessageIDText = "Message ID invalid"
 
 // ParseMessageID parses the text form "T:G" of a single-channel message id.
 func ParseMessageID(s string) (MessageID, error) {

@@ -145,7 +145,7 @@ func writeError(w http.ResponseWriter, err error) {
 		msg = http.StatusText(status)
 	}
 	if status == http.StatusBadRequest && errors.Is(err, ErrInvalidMessageID) {
-		msg = ErrInvalidMessageID.Error()
+		msg = invalidMessageIDText
 	}
 	writeText(w, status, msg)
 }

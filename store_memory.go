@@ -46,7 +46,7 @@ type memoryShard struct {
 
 type memoryChannel struct {
 	mu            sync.Mutex
-	ring          []memoryEntry // ring buffer, len = capacity
+	buf           []memoryEntry // a ring buffer, len = capacity
 	head, count   int
 	last          MessageID // newest id ever assigned in this channel
 	floor         MessageID // ids must also be greater than this (see memoryShard)
@@ -183,35 +183,35 @@ func (s *MemoryStore) Publish(ctx context.Context, channel string, msg *Message,
 
 // push appends e, dropping the oldest entries beyond capacity n.
 func (ch *memoryChannel) push(e memoryEntry, n int) {
-	if len(ch.ring) != n {
+	if len(ch.buf) != n {
 		ch.resize(n)
 	}
 	if ch.count == n {
 		ch.dropOldest()
 	}
-	ch.ring[(ch.head+ch.count)%n] = e
+	ch.buf[(ch.head+ch.count)%n] = e
 	ch.count++
 }
 
-// resize gives the ring capacity n, keeping the newest entries.
+// resize gives the buffer capacity n, keeping the newest entries.
 func (ch *memoryChannel) resize(n int) {
 	for ch.count > n {
 		ch.dropOldest()
 	}
-	ring := make([]memoryEntry, n)
+	buf := make([]memoryEntry, n)
 	for i := 0; i < ch.count; i++ {
-		ring[i] = ch.at(i)
+		buf[i] = ch.at(i)
 	}
-	ch.ring, ch.head = ring, 0
+	ch.buf, ch.head = buf, 0
 }
 
-func (ch *memoryChannel) at(i int) memoryEntry { return ch.ring[(ch.head+i)%len(ch.ring)] }
+func (ch *memoryChannel) at(i int) memoryEntry { return ch.buf[(ch.head+i)%len(ch.buf)] }
 
 func (ch *memoryChannel) dropOldest() {
-	e := &ch.ring[ch.head]
+	e := &ch.buf[ch.head]
 	ch.lastDropped = e.msg.ID
 	*e = memoryEntry{}
-	ch.head = (ch.head + 1) % len(ch.ring)
+	ch.head = (ch.head + 1) % len(ch.buf)
 	ch.count--
 }
 
@@ -225,8 +225,8 @@ func (ch *memoryChannel) expire(now time.Time) {
 		}
 		ch.dropOldest()
 	}
-	if ch.count == 0 && len(ch.ring) > 0 {
-		ch.ring, ch.head = nil, 0 // return the memory of an empty buffer
+	if ch.count == 0 && len(ch.buf) > 0 {
+		ch.buf, ch.head = nil, 0 // return the memory of an empty buffer
 	}
 }
 

@@ -65,7 +65,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSubscribeRequest answers one subscriber request, read by net/http
-// or by a directConn.
+// or by the Hub's own reader (internal/h1).
 func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 	cors := h.checkOrigin(r)
 	if cors == originRefused {

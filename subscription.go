@@ -109,7 +109,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 	counted := 0
 	fail := func(err error) (*Subscription, error) {
 		for _, hc := range s.hcs {
-			h.detach(hc)
+			h.removeSubscriber(hc)
 		}
 		for _, c := range channels[:counted] {
 			h.store.RemoveSubscriber(context.WithoutCancel(ctx), c)
@@ -120,7 +120,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 	// Attach first, so that every message published from the moment the
 	// store counts us reaches our window even when the buffer is disabled.
 	for i, c := range channels {
-		hc, seq, epoch, err := h.attach(c)
+		hc, seq, epoch, err := h.addSubscriber(c)
 		if err != nil {
 			return fail(err)
 		}
@@ -141,7 +141,7 @@ func (h *Hub) subscribe(ctx context.Context, channels []string, pos position) (*
 	}
 	if h.opts.Concurrency == Last {
 		for i, hc := range s.hcs {
-			hc.takeOver(s.seqs[i])
+			hc.kickBefore(s.seqs[i])
 		}
 	}
 	return s, nil
@@ -350,7 +350,7 @@ func (s *Subscription) Close() {
 	}
 	s.closed = true
 	for i, hc := range s.hcs {
-		s.hub.detach(hc)
+		s.hub.removeSubscriber(hc)
 		s.hub.store.RemoveSubscriber(context.Background(), s.channels[i])
 	}
 	s.hub.untrack()

@@ -57,7 +57,7 @@ func newSpecEnv(t *testing.T, opts Options) *specEnv {
 		srv = httptest.NewUnstartedServer(mux)
 	} else {
 		// A Server's: keep-alive publishers and long-polls are read by
-		// the Hub after their first request (direct.go), so the suite
+		// the Hub after their first request (internal/h1), so the suite
 		// checks that path's answers too.
 		ps := &Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}
 		srv = httptest.NewUnstartedServer(http.HandlerFunc(ps.route))

@@ -244,19 +244,15 @@ func (d *reader) serve(first *http.Request) (inRing bool) {
 				return true
 			}
 			if d.c.direct.Store(true); d.cs.closing.Load() {
-				d.c.SetReadDeadline(aLongTimeAgo) // interruptDirect may have passed it by
+				d.c.SetReadDeadline(aLongTimeAgo) // Conns.Shutdown may have passed it by
 			}
 			// Let the goroutines that are ready run before reading a
 			// publisher's next request: right after an answer its
 			// client has seldom sent it yet, and a read that finds
 			// nothing costs a system call and a wait in the network
-			// poller. Under 50 busy publishers this took the reads from
-			// 2.0 per publish to 1.1, and a publish from 8.0 to 7.2 µs
-			// of CPU. When nothing else is ready it costs a trip through
-			// the scheduler. Not after a subscriber's poll: among
-			// thousands of long-polls, a connection that yields waits
-			// behind all of them (at 10 messages/s to 10,000 long-polls
-			// the p99 went from 350-450 to 430-560 ms).
+			// poller (BENCHMARKS.md has the figures). Not after a
+			// subscriber's poll: among thousands of long-polls, a
+			// connection that yields waits behind all of them.
 			runtime.Gosched()
 		}
 		published = false
@@ -276,7 +272,7 @@ func (d *reader) serve(first *http.Request) (inRing bool) {
 	}
 }
 
-// The outcomes of directConn.answerBuffered.
+// The outcomes of reader.answerBuffered.
 const (
 	bufferedRead      = iota // no complete request left: read more
 	bufferedParked           // a long-poll parked with the connection

@@ -12,33 +12,7 @@ import (
 	"github.com/pushhub/push/internal/uring"
 )
 
-// The publisher ring: kept-alive publishers read here are served by one
-// goroutine through an io_uring (package uring) instead of a goroutine
-// each.
-//
-// A publish read by a goroutine costs two system calls, a recvfrom(2) for
-// the request and a sendto(2) for the answer, and on a virtual machine a
-// system call's entry and exit alone cost about a microsecond. The ring
-// answers every request that came since its last turn, then hands the
-// kernel, in one io_uring_enter(2), the sends of all those answers each
-// linked to the receive of its connection's next request, and takes the
-// requests that came meanwhile in the same call, waiting up to 50 µs for a
-// batch of them (adapt). Under 50 busy publishers a turn holds about
-// eight.
-//
-// Only the plain case is served here: a publisher's request on a
-// connection that has already published, when Conns.Ring says no handler
-// can block the ring (the Hub's Store is in memory and no hook sees
-// requests). Anything else, a request for
-// another path, one that asks to close, a publish that has to keep pace
-// with its channel's sweep, an error, goes to a goroutine of the
-// connection's own, which serves it as serve does; a connection idle for
-// idleAfter goes back to the http.Server.
-//
-// While in the ring, a connection's socket is out of Go's network poller:
-// its descriptor is duplicated and its net.Conn closed, so that the
-// poller's thread is not woken by every request the ring reads. It gets a
-// new net.Conn when it leaves.
+// The publisher ring: see the package doc.
 
 // publisherRing is the Hub's ring; its goroutine runs while it has
 // connections.
@@ -288,12 +262,9 @@ func (l *ringLoop) loop() {
 //
 // Each request that comes while the ring is waiting for the batch to fill
 // costs its sender no wake-up of the ring's thread, and the ring one turn
-// for the lot: under 50 busy publishers this took a publish from 11.7 to
-// 9.1 µs of the ring's CPU (and 7-8 µs with the half), and the load tool's
-// CPU per publish did not grow. The half keeps the pipeline going: waiting
-// for every connection left the ring idle while the clients answered, and
-// four busy publishers made 40% fewer publishes than without the ring. A
-// lone publisher among idle connections waits for the batch once every
+// for the lot. The half keeps the pipeline going: waiting for every
+// connection would leave the ring idle while the clients answer. A lone
+// publisher among idle connections waits for the batch once every
 // ringProbe publishes.
 func (l *ringLoop) adapt(got uint32) {
 	if !l.u.MinTimeout() {

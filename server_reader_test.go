@@ -23,8 +23,8 @@ import (
 	"github.com/pushhub/push/internal/h1"
 )
 
-// Tests of publishers served directly (Options.ListenerPublishPath,
-// publisher_direct.go). The spec suite runs with it too (newSpecEnv).
+// Tests of the requests a Server's connections have the Hub read itself
+// (internal/h1). The spec suite runs through them too (newSpecEnv).
 
 // dpEnv is a Hub served on loopback, with PublishHandler at /pub,
 // SubscribeHandler at /sub and a plain handler at /other: by a Server that

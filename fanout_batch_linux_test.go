@@ -16,7 +16,7 @@ import (
 
 // TestSweepBatchedWrites: a channel with more subscribers than a publish
 // serves itself is served by sweeps whose writes are made in batches
-// (sendbatch_linux.go). Every subscriber gets every message in order: the
+// (internal/sock). Every subscriber gets every message in order: the
 // fast ones as they come, and one that reads nothing until the end, whose
 // socket takes only part of a write, once it reads (the rest of each write
 // went to a goroutine of its own, as without batches), whether the writes
