@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pushhub/push/internal/sock"
 )
 
 // A channel as the subscribers of one Hub see it: a window of its recent
@@ -210,7 +208,7 @@ func waitPass(ctx context.Context, pass <-chan struct{}) {
 }
 
 // fanOut wakes the streams of ls. batched (a sweep's): their writes are
-// made in batches (sock.Batch), where the system has io_uring.
+// made in batches (sendBatch), where the system has io_uring.
 //
 // A long-poll answered in the pass gives its connection back to its
 // reader (which then reads the client's next poll) only once the pass is
@@ -229,7 +227,7 @@ func fanOut(ls []listener, batched bool) {
 			}
 		}
 	}()
-	var batches *sock.Batches // nil: no batches
+	var batches *sendBatches // nil: no batches
 	if batched && len(ls) > 0 {
 		batches = ls[0].s.hub.batches
 	}
@@ -266,7 +264,7 @@ func fanOut(ls []listener, batched bool) {
 }
 
 // wakeEach wakes the streams of ls, their writes gathered in b if not nil.
-func wakeEach(ls []listener, b *sock.Batch) {
+func wakeEach(ls []listener, b *sendBatch) {
 	for _, l := range ls {
 		if b != nil {
 			l.s.wakeBatched(b)

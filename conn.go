@@ -13,6 +13,17 @@ import (
 // internal/h1 (connections the Hub holds, and on a Server the requests it
 // reads itself) and internal/sock (raw and batched socket writes).
 
+// The machinery's types as the engine names them.
+type (
+	hubConns    = h1.Conns     // the connections of the Hub's listeners
+	sendBatches = sock.Batches // the batches a fan-out's writes go in
+	sendBatch   = sock.Batch   // one fan-out worker's batch of writes
+	rawWriter   = sock.Writer  // a connection's non-blocking writer
+)
+
+// errWouldBlock: a non-blocking write found the socket full.
+var errWouldBlock = sock.ErrWouldBlock
+
 // Listener wraps ln so that long-poll subscribers on the connections it
 // accepts wait without a goroutine: a long-poll that finds nothing to
 // answer yet hands its connection over from net/http to the Hub (as a
@@ -40,14 +51,14 @@ func (h *Hub) initConns() {
 	// its answer; with a Store in memory too, no publish waits on the
 	// network, and the publisher ring may serve publishers.
 	noHooks := h.opts.ChannelIDs == nil && h.opts.AuthorizePublish == nil && h.opts.AuthorizeSubscribe == nil
-	h.conns = &h1.Conns{
+	h.conns = &hubConns{
 		WriteTimeout:    max(h.opts.WriteTimeout, 0),
 		RecycleRequests: noHooks,
 		Ring:            noHooks && inMemory && !h.opts.DisableIOURing,
 		NewResponse:     func() h1.Response { return &bufferedResponse{header: make(http.Header)} },
 		Log:             h.log,
 	}
-	h.batches = &sock.Batches{Disabled: h.opts.DisableIOURing, Log: h.log}
+	h.batches = &sendBatches{Disabled: h.opts.DisableIOURing, Log: h.log}
 }
 
 // listenConfig is what a Server's connections read themselves.
@@ -156,7 +167,7 @@ func setBusy(c net.Conn, busy bool) {
 
 // connWriter returns the non-blocking writer of c, and its descriptor for
 // batched writes (-1: none).
-func connWriter(c net.Conn) (*sock.Writer, int32) {
+func connWriter(c net.Conn) (*rawWriter, int32) {
 	w := sock.NewWriter(c)
 	if w == nil {
 		return nil, -1

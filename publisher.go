@@ -249,6 +249,9 @@ func errorText(err error) string {
 	if errors.As(err, &he) {
 		return he.Message
 	}
+	if errors.Is(err, ErrInvalidMessageID) {
+		return invalidMessageIDText
+	}
 	if s := statusOf(err); s != http.StatusBadRequest && s != http.StatusForbidden {
 		return http.StatusText(s)
 	}

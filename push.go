@@ -12,9 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/pushhub/push/internal/h1"
-	"github.com/pushhub/push/internal/sock"
 )
 
 // A Hub relays messages from publishers to subscribers. It owns a Store,
@@ -45,9 +42,9 @@ type Hub struct {
 	stop     context.CancelFunc
 
 	// conns are the connections accepted by the Hub's listeners (conn.go).
-	conns *h1.Conns
+	conns *hubConns
 	// batches make a sweep's writes in batches, where they can.
-	batches *sock.Batches
+	batches *sendBatches
 
 	published atomic.Uint64
 	delivered atomic.Uint64

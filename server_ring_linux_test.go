@@ -38,9 +38,6 @@ func awaitRing(t *testing.T, h *Hub, n int64) {
 	}, specWait, time.Millisecond, "connections in the ring")
 }
 
-// hubConns counts the Hub's listener connections.
-func hubConns(h *Hub) int { return h.conns.Len() }
-
 // TestPublisherRingServes: publishers on kept-alive connections, one
 // request at a time and pipelined, more connections than the ring's
 // submission queue holds entries for, are all answered through the ring
@@ -130,7 +127,7 @@ func TestPublisherRingServes(t *testing.T) {
 		d.c.Close()
 	}
 	require.Eventually(t, func() bool { return e.hub.conns.RingStats().Left == conns }, specWait, time.Millisecond)
-	require.Eventually(t, func() bool { return hubConns(e.hub) == 0 }, specWait, time.Millisecond)
+	require.Eventually(t, func() bool { return e.hub.conns.Len() == 0 }, specWait, time.Millisecond)
 	require.Eventually(t, func() bool {
 		return !e.hub.conns.RingStats().Running
 	}, specWait, time.Millisecond, "the ring's goroutine ends once it has no connection")
@@ -301,7 +298,7 @@ func TestPublisherRingStuckClient(t *testing.T) {
 	}
 	var ne net.Error
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection was not closed: %v", err)
-	require.Eventually(t, func() bool { return hubConns(e.hub) == 0 }, specWait, time.Millisecond)
+	require.Eventually(t, func() bool { return e.hub.conns.Len() == 0 }, specWait, time.Millisecond)
 	assert.EqualValues(t, 1, e.hub.conns.RingStats().Left)
 }
 

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
-
-	"github.com/pushhub/push/internal/sock"
 )
 
 // Streaming transports (WebSocket, EventSource, multipart and chunked HTTP
@@ -94,10 +92,10 @@ type stream struct {
 	// The connection: parked (conn set; raw for non-blocking writes when
 	// the connection allows them) or held (w set).
 	conn    net.Conn
-	raw     *sock.Writer // nil: no non-blocking writes (TLS)
-	fd      int32        // conn's descriptor, for a sweep's batched writes; -1: none
-	batch   *sock.Batch  // set by wakeBatched for the next step
-	chunked bool         // parked HTTP/1.1 stream: the body goes in chunks
+	raw     *rawWriter // nil: no non-blocking writes (TLS)
+	fd      int32      // conn's descriptor, for a sweep's batched writes; -1: none
+	batch   *sendBatch // set by wakeBatched for the next step
+	chunked bool       // parked HTTP/1.1 stream: the body goes in chunks
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	signal  chan struct{} // held: wakes the handler's goroutine
@@ -253,7 +251,7 @@ func (s *stream) wake() {
 // wakeBatched is wake for a sweep's worker: the stream's write, if it
 // makes one now, goes into b, which makes it with the others (and then
 // runs the stream on).
-func (s *stream) wakeBatched(b *sock.Batch) {
+func (s *stream) wakeBatched(b *sendBatch) {
 	if s.signal != nil || s.fd < 0 {
 		s.wake()
 		return
@@ -383,7 +381,7 @@ func (s *stream) step(mayBlock bool) bool {
 // stepOnce is step for a long-poll: the first message, or the end of the
 // subscription or the subscriber timeout, is answered, and then the stream
 // finishes.
-func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sock.Batch) bool {
+func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
 	if !s.answered {
 		m, err := s.sub.TryNext(context.Background())
 		if m == nil && err == nil && ev&evTimer != 0 {

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/pushhub/push/internal/sock"
 )
 
 // A stream's output: its buffer, the writes to its connection, and its end.
@@ -77,7 +75,7 @@ func (s *stream) seal() []byte {
 // goroutine that writes the rest under the write deadline and goes on
 // running the stream (handed is then true). With a batch (and without
 // mayBlock), the batch makes that write and then goes on (handed too).
-func (s *stream) flush(mayBlock bool, batch *sock.Batch) (handed bool, err error) {
+func (s *stream) flush(mayBlock bool, batch *sendBatch) (handed bool, err error) {
 	b := s.seal()
 	switch {
 	case s.w != nil:
@@ -89,11 +87,11 @@ func (s *stream) flush(mayBlock bool, batch *sock.Batch) (handed bool, err error
 		return true, nil
 	default:
 		n := 0
-		err = sock.ErrWouldBlock
+		err = errWouldBlock
 		if s.raw != nil {
 			n, err = s.raw.TryWrite(b)
 		}
-		if err == sock.ErrWouldBlock {
+		if err == errWouldBlock {
 			s.writeRest(b[n:])
 			return true, nil
 		}
