@@ -100,7 +100,7 @@ func parseDecimal(s string) (int64, bool) {
 // the order of the subscription's channels. A zero entry means "no position
 // yet": the subscription starts at the oldest buffered message of that channel.
 //
-// Text forms (spec I5, documented in the README):
+// Text forms (spec I5, documented in docs/protocol.md):
 //
 //	single channel:    T:G
 //	several channels:  T:E1,E2,...,Ek

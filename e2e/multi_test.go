@@ -16,7 +16,7 @@ import (
 // channels (/sub?id=a&id=b) over each transport, across a cut during which
 // both channels get messages. The page must see every message of both
 // channels once, in each channel's order, and each id NchanSubscriber.js
-// reports must be the compound id of the README (T:E1,E2 with the source
+// reports must be the compound id of docs/protocol.md (T:E1,E2 with the source
 // channel's entry in brackets) for the position after that message: that id
 // is what the client resumes from.
 func TestNchanSubscriberMultiChannel(t *testing.T) {
@@ -96,7 +96,7 @@ func TestNchanSubscriberMultiChannel(t *testing.T) {
 	}
 }
 
-// compoundID is the README's id of a several-channel position: T:E1,E2
+// compoundID is the id of a several-channel position (docs/protocol.md): T:E1,E2
 // where T is the time of the source channel's id, each entry is G when the
 // channel's time is T, t.G otherwise, - for no position; the source
 // channel's entry in brackets.
