@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
@@ -53,6 +54,7 @@ func (h *Hub) initConns() {
 	noHooks := h.opts.ChannelIDs == nil && h.opts.AuthorizePublish == nil && h.opts.AuthorizeSubscribe == nil
 	h.conns = &hubConns{
 		WriteTimeout:    max(h.opts.WriteTimeout, 0),
+		RequestTimeout:  max(h.opts.RequestTimeout, 0),
 		RecycleRequests: noHooks,
 		Ring:            noHooks && inMemory && !h.opts.DisableIOURing,
 		NewResponse:     func() h1.Response { return &bufferedResponse{header: make(http.Header)} },
@@ -68,7 +70,7 @@ func (h *Hub) listenConfig(s *Server) *h1.Config {
 		SubscribePath: s.SubscribePath,
 		Publish:       http.HandlerFunc(h.servePublishRequest),
 		Subscribe:     http.HandlerFunc(h.serveSubscribeRequest),
-		Direct:        h.directSubscriber,
+		IsPoll:        h.isPoll,
 		BaseContext:   s.baseContext,
 	}
 }
@@ -92,14 +94,16 @@ func (h *Hub) takeOver(w http.ResponseWriter, r *http.Request) bool {
 	return c.TakeOver(w, r, body)
 }
 
-// directSubscriber reports whether subscriber request r is one the Hub
-// answers itself: a long-poll or JSONP request (or its CORS preflight).
-func (h *Hub) directSubscriber(r *http.Request) bool {
+// isPoll reports whether subscriber request r is one the Hub's own reader
+// answers: a long-poll or JSONP request that can park (or its CORS
+// preflight). A long-poll that asks to close cannot park, and waits in a
+// goroutine that net/http tells when the client leaves.
+func (h *Hub) isPoll(r *http.Request) bool {
 	if r.Method == http.MethodOptions {
 		return true
 	}
 	t := h.pickTransport(r)
-	return r.Method == http.MethodGet && (t == TransportLongPoll || t == TransportJSONP)
+	return r.Method == http.MethodGet && !r.Close && (t == TransportLongPoll || t == TransportJSONP)
 }
 
 // parkable returns the connection of r if a long-poll of r can park: a
@@ -149,6 +153,12 @@ func readKeep(s *stream) {
 	s.conn.(*h1.Conn).KeepReading(s.returnConn.Load, func() { s.handedBack.Store(true) })
 }
 
+// connContext is a Server's ConnContext: a request finds its connection
+// from its context.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	return h1.ConnContext(ctx, c)
+}
+
 // forgetConn takes c, a stream's connection, out of the Hub's
 // connections: it will not serve HTTP again.
 func forgetConn(c net.Conn) {
@@ -176,6 +186,6 @@ func connWriter(c net.Conn) (*rawWriter, int32) {
 }
 
 // keepPaceLater is for a publish read by the publisher ring that has to
-// wait for pass: the ring's connection waits for it later (see
+// wait for its channel's sweep: the ring's connection waits later (see
 // h1.WaitLater).
 var keepPaceLater = h1.WaitLater

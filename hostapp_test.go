@@ -596,11 +596,6 @@ func TestServerRequestTimeoutBoundsWholeRequest(t *testing.T) {
 				name = "first request, slow " + part
 			}
 			t.Run(name, func(t *testing.T) {
-				if !first && os.Getenv("PUSH_KNOWN_BUGS") == "" {
-					t.Skip("BUG: a kept-alive request read by the Hub that arrives slowly is given back to net/http only after " +
-						"the Hub's idle timeout (directIdle, 1 s), and net/http then gives it RequestTimeout again: it ends " +
-						"after about 1.2-1.5 s with RequestTimeout 300ms (PUSH_KNOWN_BUGS=1 runs it)")
-				}
 				hub := haNewHub(t, push.Options{RequestTimeout: timeout})
 				c := haDial(t, haServeServer(t, hub, "/pub", "/sub", nil))
 				if !first {

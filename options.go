@@ -131,12 +131,14 @@ type Options struct {
 	// means MaxMessageSize.
 	WebSocketReadLimit int64
 
-	// RequestTimeout bounds the reading of one request: its body in
-	// PublishHandler (never longer than the http.Server's own ReadTimeout),
-	// and on a Server the whole request, headers and body. A publisher
-	// whose body does not arrive in time is answered 408 Request Timeout
-	// and its connection closed. 0 means DefaultRequestTimeout; negative:
-	// no limit.
+	// RequestTimeout bounds how long a client may take to send a request.
+	// PublishHandler reads a body within it (the http.Server's own
+	// ReadTimeout, if sooner, applies instead); a Server gives a request's
+	// header that long too, and a request the Hub reads itself that long
+	// from its first byte. A body that does not arrive in time is answered
+	// 408 Request Timeout and its connection closed; a late header closes
+	// the connection, as net/http does. 0 means DefaultRequestTimeout;
+	// negative: no limit.
 	RequestTimeout time.Duration
 
 	// DisableIOURing keeps the Hub from using io_uring(7) on Linux, where

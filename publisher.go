@@ -33,7 +33,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 }
 
 // servePublishRequest answers one publisher request, read by net/http or
-// by a directConn.
+// by the Hub's own reader (internal/h1).
 func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	cors := h.checkOrigin(r)
 	if cors == originRefused {
@@ -131,20 +131,20 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	return msg, nil
 }
 
-// readBody reads r's body, at most max bytes (else 413), within
-// Options.RequestTimeout (else 408, and the connection is closed). Its
+// readBody reads r's body, which must not exceed max bytes (413), within
+// Options.RequestTimeout (408, and the connection is closed). A body of
+// known length must have been checked against max by the caller. Its
 // memory grows with what arrives, not with the Content-Length announced.
 func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength == 0 {
 		return []byte{}, nil
 	}
-	if t := h.opts.RequestTimeout; t > 0 {
-		if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ReadTimeout > 0 {
-			t = min(t, srv.ReadTimeout) // never longer than the server's own limit
-		}
-		if setReadDeadline(w, time.Now().Add(t)) {
-			defer setReadDeadline(w, time.Time{})
-		}
+	timeout := h.opts.RequestTimeout
+	if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok && srv.ReadTimeout > 0 && srv.ReadTimeout <= timeout {
+		timeout = 0 // the server's own deadline, set when the request began, is sooner
+	}
+	if timeout > 0 && setReadDeadline(w, time.Now().Add(timeout)) {
+		defer setReadDeadline(w, time.Time{})
 	}
 	var data []byte
 	var err error
@@ -154,7 +154,9 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byt
 		data = make([]byte, 0, min(n, bodyChunk))
 		for int64(len(data)) < n && err == nil {
 			if len(data) == cap(data) {
-				data = append(data, make([]byte, min(n, 2*int64(cap(data)))-int64(len(data)))...)[:len(data)]
+				grown := make([]byte, len(data), min(n, 2*int64(cap(data))))
+				copy(grown, data)
+				data = grown
 			}
 			var m int
 			m, err = r.Body.Read(data[len(data):cap(data)])
@@ -184,7 +186,7 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byt
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		w.Header().Set("Connection", "close")
 		return nil, &HTTPError{StatusCode: http.StatusRequestTimeout,
-			Message: "Request Timeout: the body did not arrive within " + h.opts.RequestTimeout.String() + "."}
+			Message: "Request Timeout: the body did not arrive in time."}
 	}
 	return nil, &HTTPError{StatusCode: http.StatusBadRequest, Message: "Reading the message body failed: " + err.Error()}
 }

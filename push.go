@@ -278,8 +278,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			h.drained = drained
 		}
 		h.mu.Unlock()
-		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
+		// The Hub's reader stops reading before the answers below can
+		// send a long-poll's connection back to it.
 		h.conns.Shutdown(ctx)
+		h.eachChannel(func(hc *hubChannel) { hc.finish(ErrHubClosed) })
 		if drained != nil {
 			select {
 			case <-drained:

@@ -55,17 +55,19 @@ const serverIdleTimeout = 2 * time.Minute
 
 func (s *Server) init() {
 	s.once.Do(func() {
-		h := s.Hub
 		s.srv = &http.Server{
 			Handler:     http.HandlerFunc(s.route),
 			IdleTimeout: serverIdleTimeout,
-			ErrorLog:    slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 			ConnState:   s.connState,
+			ConnContext: connContext,
 		}
-		// A held long-poll may last for ever: the request's deadline
-		// covers its headers here and its body in the handlers.
-		if t := h.opts.RequestTimeout; t > 0 {
-			s.srv.ReadHeaderTimeout = t
+		if h := s.Hub; h != nil {
+			s.srv.ErrorLog = slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)
+			// A held long-poll may last for ever: the request's deadline
+			// covers its header here and its body in the handlers.
+			if t := h.opts.RequestTimeout; t > 0 {
+				s.srv.ReadHeaderTimeout = t
+			}
 		}
 	})
 }
@@ -76,6 +78,9 @@ func (s *Server) init() {
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Hub == nil {
 		return errors.New("push: Server.Hub is nil: set it to the Hub to serve")
+	}
+	if s.PublishPath != "" && s.PublishPath == s.SubscribePath {
+		return errors.New("push: Server.PublishPath and SubscribePath are both " + s.PublishPath + ": give them different paths")
 	}
 	s.init()
 	return s.srv.Serve(s.Hub.conns.Listen(ln, s.Hub.listenConfig(s)))
@@ -89,7 +94,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and the connections the Server reads or
+// that wait for their next request, at once. As with http.Server,
+// connections handed over to subscribers (streams, parked long-polls) are
+// not closed: Hub.Shutdown ends them first (a parked long-poll's
+// connection then closes after its answer).
 func (s *Server) Close() error {
 	s.init()
 	return s.srv.Close()

@@ -322,22 +322,33 @@ func TestDirectPublishersIdleAndShutdown(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 }
 
-// TestDirectPublishersSlowRequest: a request that has begun is not given
-// more time by the Hub: the connection goes back to the http.Server with
-// what was read, and the request is answered once it is complete.
+// TestDirectPublishersSlowRequest: a request read by the Hub that arrives
+// in pieces is answered by the Hub once whole, within RequestTimeout (a
+// late one is tested in hostapp_test.go). With no RequestTimeout, the
+// connection goes back to the http.Server with what was read once idle,
+// and net/http answers the request when it is whole.
 func TestDirectPublishersSlowRequest(t *testing.T) {
-	e := newDPEnv(t, Options{}, "/pub")
-	d := e.dial(t)
-	d.send(post("slow", "1"))
-	d.read("POST")
-	waitConnState(t, e.states, http.StateHijacked)
-	raw := post("slow", "2")
-	d.send(raw[:10])
-	waitConnState(t, e.states, http.StateNew) // given back mid-request
-	d.send(raw[10:])
-	resp, _ := d.read("POST")
-	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
-	assert.EqualValues(t, 2, e.pubRequests.Load())
+	for name, c := range map[string]struct {
+		timeout     time.Duration
+		netHTTPRead int64
+	}{"RequestTimeout": {0, 1}, "none": {-1, 2}} {
+		t.Run(name, func(t *testing.T) {
+			e := newDPEnv(t, Options{RequestTimeout: c.timeout}, "/pub")
+			d := e.dial(t)
+			d.send(post("slow", "1"))
+			d.read("POST")
+			waitConnState(t, e.states, http.StateHijacked)
+			raw := post("slow", "2")
+			d.send(raw[:10])
+			if c.timeout < 0 {
+				waitConnState(t, e.states, http.StateNew) // given back mid-request
+			}
+			d.send(raw[10:])
+			resp, _ := d.read("POST")
+			assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+			assert.Equal(t, c.netHTTPRead, e.pubRequests.Load(), "requests net/http read")
+		})
+	}
 }
 
 // TestDirectPublishersPanic: a hook that panics on a request read by the

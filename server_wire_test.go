@@ -37,9 +37,6 @@ type wireCase struct {
 	// methods are the methods of the requests answered, in order, where
 	// one matters to read its response (HEAD); "" is GET.
 	methods []string
-	// bug, if set, describes a known difference: the case is skipped
-	// unless PUSH_KNOWN_BUGS is set.
-	bug string
 }
 
 // wireClose is a last request that ends the connection.
@@ -122,11 +119,8 @@ func wireCases() []wireCase {
 		{name: "extra space in the request line", send: []string{"POST  /pub?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwo"}},
 		// net/http skips empty lines after a POST (RFC 9112 2.2, for old
 		// clients that end a body with CRLF); not after other methods.
-		{name: "empty line after the first POST", send: []string{"\r\n" + post + wireClose},
-			bug: "push.Server answers 400 Bad Request and closes; net/http skips the CRLF after a POST (conn.lastMethod) and answers 202: " +
-				"the Hub's reader gives the connection back to net/http as a new connection, which does not skip it"},
-		{name: "empty line after a kept-alive POST", send: []string{post + "\r\n" + post + wireClose},
-			bug: "push.Server answers 202 then 400 Bad Request and closes; net/http answers 202, 202, 200 (as above)"},
+		{name: "empty line after the first POST", send: []string{"\r\n" + post + wireClose}},
+		{name: "empty line after a kept-alive POST", send: []string{post + "\r\n" + post + wireClose}},
 		{name: "empty line after a GET", send: []string{haReq("GET", "/sub?id=a", "") + "\r\n" + post + wireClose}},
 		{name: "binary garbage", send: []string{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"}},
 		{name: "escaped path", send: []string{wirePost("/p%75b?id=a", "two") + wireClose}},
@@ -154,13 +148,7 @@ func wireCases() []wireCase {
 	for _, n := range []int{0, 1, 2, 3, 4, 9, strings.Index(full, "\r\n"), strings.Index(full, "\r\n") + 2,
 		strings.Index(full, "Content-Type") + 5, strings.Index(full, "\r\n\r\n"), strings.Index(full, "\r\n\r\n") + 2,
 		strings.Index(full, "\r\n\r\n") + 4, len(full) - 1} {
-		tc := wireCase{name: fmt.Sprintf("half-close after %d bytes", n), send: []string{full[:n]}, halfClose: true}
-		if n > 0 && n < 4 {
-			tc.bug = "push.Server answers 400 Bad Request; net/http closes without an answer when a kept-alive connection " +
-				"ends within the next request's first 4 bytes (its Peek(4)): the Hub's reader gives the connection back to " +
-				"net/http as a new connection, which reads the bytes as a request"
-		}
-		cases = append(cases, tc)
+		cases = append(cases, wireCase{name: fmt.Sprintf("half-close after %d bytes", n), send: []string{full[:n]}, halfClose: true})
 	}
 	return cases
 }
@@ -286,9 +274,6 @@ func wireFormat(resp *http.Response, body string) string {
 func TestServerWireMatchesNetHTTP(t *testing.T) {
 	for _, tc := range wireCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" && os.Getenv("PUSH_KNOWN_BUGS") == "" {
-				t.Skip("BUG: " + tc.bug + " (PUSH_KNOWN_BUGS=1 runs it)")
-			}
 			t.Parallel()
 			srvHub := haNewHub(t, wireOptions())
 			srvAddr := haServeServer(t, srvHub, "/pub", "/sub", nil)

@@ -3,6 +3,7 @@ package h1
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,10 @@ import (
 type Conns struct {
 	// WriteTimeout bounds a write of answers (0: none).
 	WriteTimeout time.Duration
+	// RequestTimeout bounds the arrival of a request read here, from its
+	// first byte (0: none; an incomplete request then goes back to the
+	// http.Server when the connection has been idle for a second).
+	RequestTimeout time.Duration
 	// RecycleRequests: nothing outside the Hub keeps a request after its
 	// answer, so a connection's next request may reuse its memory.
 	RecycleRequests bool
@@ -45,9 +50,9 @@ type Config struct {
 	PublishPath, SubscribePath string
 	// Publish and Subscribe answer a request for those paths.
 	Publish, Subscribe http.Handler
-	// Direct reports whether a subscriber request is one to answer here
-	// (a long-poll, not a stream).
-	Direct func(r *http.Request) bool
+	// IsPoll reports whether a subscriber request is one to answer here:
+	// a long-poll (not a stream), which is answered at once or parks.
+	IsPoll func(r *http.Request) bool
 	// BaseContext is the context of every request read on c.
 	BaseContext func(c net.Conn) context.Context
 }
@@ -69,12 +74,29 @@ func (cs *Conns) Listen(ln net.Listener, cfg *Config) net.Listener {
 }
 
 // Lookup returns the Conn that r came on, if one of cs's listeners
-// accepted it (through any wrapping of r's ResponseWriter).
+// accepted it (through any wrapping of r's ResponseWriter): from r's
+// context (ConnContext), else by the connection's two addresses, which
+// are unique for TCP (a unix socket's are not: its connections are found
+// only through ConnContext).
 func (cs *Conns) Lookup(r *http.Request) *Conn {
+	if c, ok := r.Context().Value(connContextKey{}).(*Conn); ok && c.l.cs == cs {
+		return c
+	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	c, _ := cs.m.Load(connKey(local, r.RemoteAddr))
 	hc, _ := c.(*Conn)
 	return hc
+}
+
+type connContextKey struct{}
+
+// ConnContext is an http.Server's ConnContext that lets Lookup find a
+// connection's Conn from its requests' context.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*Conn); ok {
+		return context.WithValue(ctx, connContextKey{}, hc)
+	}
+	return ctx
 }
 
 // Shutdown makes every connection whose requests are read here give up
@@ -84,7 +106,7 @@ func (cs *Conns) Lookup(r *http.Request) *Conn {
 func (cs *Conns) Shutdown(ctx context.Context) {
 	cs.closing.Store(true)
 	cs.m.Range(func(_, v any) bool {
-		if c := v.(*Conn); c.direct.Load() {
+		if c := v.(*Conn); c.reading.Load() {
 			c.SetReadDeadline(aLongTimeAgo)
 		}
 		return true
@@ -114,7 +136,12 @@ func (l *listener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			hc := &Conn{Conn: c, l: l, key: connKey(c.LocalAddr(), c.RemoteAddr().String())}
+			hc := &Conn{Conn: c, l: l}
+			if remote := c.RemoteAddr().String(); remote != "" && remote != "@" {
+				hc.key = connKey(c.LocalAddr(), remote)
+			} else { // a unix socket's: a key of its own, which no address finds
+				hc.key = fmt.Sprintf("%p", hc)
+			}
 			l.cs.m.Store(hc.key, hc)
 			c = hc
 		}
@@ -149,14 +176,33 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close closes the listener; connections given back later are closed.
+// Close closes the listener, interrupts the connections whose requests
+// are read here (they are closed, as idle ones), and closes those given
+// back later.
 func (l *listener) Close() error {
 	err := net.ErrClosed
 	l.close.Do(func() {
 		close(l.done)
 		err = l.Listener.Close()
+		l.cs.m.Range(func(_, v any) bool {
+			if c := v.(*Conn); c.l == l && c.reading.Load() {
+				c.SetReadDeadline(aLongTimeAgo)
+			}
+			return true
+		})
+		l.cs.ring.listenerClosed()
 	})
 	return err
+}
+
+// closed reports whether Close was called.
+func (l *listener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // giveBack hands c to the http.Server for its next request.
@@ -181,11 +227,11 @@ func connKey(local net.Addr, remote string) string {
 // meanwhile (a pipelined request) read first.
 type Conn struct {
 	net.Conn
-	l      *listener
-	key    string // the key in Conns
-	prefix []byte
-	busy   atomic.Bool // its last long-poll was answered soon after its request
-	direct atomic.Bool // its requests are read here
+	l       *listener
+	key     string // the key in Conns
+	prefix  []byte
+	busy    atomic.Bool // its last long-poll was answered soon after its request
+	reading atomic.Bool // its requests are read here
 	// template is the request that those read here start as: made at the
 	// first.
 	template *http.Request
@@ -225,8 +271,8 @@ func (c *Conn) makeRaw() {
 	}
 }
 
-// readDirect reads as Read does, with one system call where it can.
-func (c *Conn) readDirect(p []byte) (int, error) {
+// readRaw reads as Read does, with one system call where it can.
+func (c *Conn) readRaw(p []byte) (int, error) {
 	if c.makeRaw(); len(c.prefix) > 0 || c.rawRead == nil {
 		return c.Read(p)
 	}
@@ -279,11 +325,10 @@ const keepRoom = 1 << 10
 // KeepReading reads the client side of c while a long-poll is parked on
 // it, keeping the bytes for the connection's next request. It returns at
 // the end of the connection, or when its read deadline passes while
-// giveBack reports true: the long-poll was answered, and c goes on to its
-// next request (read here on a listener with a Config, else by the
-// http.Server); handedBack is called first, and KeepReading then reports
-// true.
-func (c *Conn) KeepReading(giveBack func() bool, handedBack func()) bool {
+// answered reports true: c then goes on to its next request (read here on
+// a listener with a Config, else by the http.Server); handedBack is called
+// first, and KeepReading then reports true.
+func (c *Conn) KeepReading(answered func() bool, handedBack func()) bool {
 	var buf [64]byte // a small stack: this is the parked long-poll's one goroutine
 	for {
 		// The first bytes go to buf; once something came (the client's
@@ -318,7 +363,7 @@ func (c *Conn) KeepReading(giveBack func() bool, handedBack func()) bool {
 		if err != nil {
 			// errors.Is, not errors.As into a net.Error: that costs a
 			// reflection per answered long-poll.
-			if errors.Is(err, os.ErrDeadlineExceeded) && giveBack() {
+			if errors.Is(err, os.ErrDeadlineExceeded) && answered() {
 				c.Conn.SetReadDeadline(time.Time{})
 				handedBack()
 				c.readNext()
@@ -334,8 +379,8 @@ func (c *Conn) KeepReading(giveBack func() bool, handedBack func()) bool {
 // to the http.Server.
 func (c *Conn) readNext() {
 	cfg := c.l.cfg
-	if cfg == nil || cfg.SubscribePath == "" || c.l.cs.closing.Load() || len(c.prefix) > bufferSize {
-		c.l.giveBack(c)
+	if cfg == nil || cfg.SubscribePath == "" || c.l.cs.closing.Load() || c.l.closed() || len(c.prefix) > bufferSize {
+		c.l.giveBack(c) // closes it once the listener is closed
 		return
 	}
 	d := newReader(c)

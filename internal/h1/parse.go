@@ -134,7 +134,7 @@ func (d *reader) parse(b []byte) (r *http.Request, size int, verdict int) {
 	r.Form, r.PostForm, r.MultipartForm, r.Trailer, r.TransferEncoding = nil, nil, nil, nil, nil
 	d.body.b = b[end+4 : size]
 	r.Body = &d.body
-	if path == d.cfg.SubscribePath && !d.cfg.Direct(r) {
+	if path == d.cfg.SubscribePath && !d.cfg.IsPoll(r) {
 		return nil, 0, requestNotOurs // a streaming subscriber: net/http's
 	}
 	return r, size, requestServe

@@ -40,7 +40,7 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	cfg := &Config{PublishPath: "/pub", SubscribePath: "/sub", Direct: func(r *http.Request) bool {
+	cfg := &Config{PublishPath: "/pub", SubscribePath: "/sub", IsPoll: func(r *http.Request) bool {
 		return r.Method == http.MethodOptions || (r.Method == http.MethodGet && !strings.Contains(r.Header.Get("Accept"), "text/event-stream"))
 	}}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,6 +52,14 @@ type reader struct {
 	// noRing: the connection left the publisher ring, and does not join
 	// it again.
 	noRing bool
+	// begun is when the pending part of a request began to arrive; timed:
+	// the read deadline is its (Conns.RequestTimeout), not the idle one.
+	begun time.Time
+	timed bool
+	// crlf is how many CR or LF bytes may still be skipped before the
+	// next request: net/http skips up to four after a POST, for old
+	// clients that end a body with a CRLF.
+	crlf int
 }
 
 // A Response is what the Hub answers a request read here with: an
@@ -119,8 +128,8 @@ func (cs *Conns) Eligible(w http.ResponseWriter, r *http.Request) *Conn {
 		return nil
 	}
 	c := cs.Lookup(r)
-	if c == nil || !c.l.cfg.reads(r.URL.Path) ||
-		(r.URL.Path == c.l.cfg.SubscribePath && !c.l.cfg.Direct(r)) {
+	if c == nil || !c.l.cfg.reads(r.URL.Path) || c.l.closed() ||
+		(r.URL.Path == c.l.cfg.SubscribePath && !c.l.cfg.IsPoll(r)) {
 		return nil
 	}
 	return c
@@ -139,7 +148,8 @@ func (c *Conn) TakeOver(w http.ResponseWriter, r *http.Request, body []byte) boo
 		r.Body = io.NopCloser(bytes.NewReader(body)) // served by net/http after all
 		return false
 	}
-	if nc != net.Conn(c) { // cannot happen: the connection was found among the Listener's
+	c, ok := nc.(*Conn)
+	if !ok { // cannot happen: only a listener's connections are Eligible
 		nc.Close()
 		return true
 	}
@@ -183,12 +193,12 @@ func newReader(c *Conn) *reader {
 // Conns.Shutdown interrupts its read, and the connection goes back to the
 // http.Server.
 func (d *reader) serve(first *http.Request) (inRing bool) {
-	d.c.direct.Store(true)
+	d.c.reading.Store(true)
 	defer func() {
 		if inRing {
 			return // d is the ring's
 		}
-		d.c.direct.Store(false)
+		d.c.reading.Store(false)
 		if d.bufp != nil && !d.parked { // a panic (in a hook): net/http logs it, we close
 			d.close()
 		}
@@ -233,18 +243,32 @@ func (d *reader) serve(first *http.Request) (inRing bool) {
 			return false
 		}
 		if d.n == 0 {
-			// Between requests. A request that has begun is not given
-			// more time: a client that sends it slowly is given back to
-			// the http.Server, whose own timeouts then apply.
+			// Between requests: the idle deadline.
+			if d.timed {
+				d.timed, d.deadline = false, time.Time{}
+			}
+			d.begun = time.Time{}
 			d.refreshDeadline()
+		} else {
+			// A request has begun: it has Conns.RequestTimeout in all;
+			// without one, the idle deadline (a connection taken over
+			// or back from the ring with part of a request has none
+			// yet).
+			if d.requestDeadline(); d.deadline.IsZero() {
+				d.refreshDeadline()
+			}
+		}
+		if d.n == 0 && d.c.l.closed() { // the http.Server closes idle connections
+			d.close()
+			return false
 		}
 		if published && d.n == 0 {
-			d.c.direct.Store(false)
+			d.c.reading.Store(false)
 			if inRing = d.cs.ring.join(d); inRing {
 				return true
 			}
-			if d.c.direct.Store(true); d.cs.closing.Load() {
-				d.c.SetReadDeadline(aLongTimeAgo) // Conns.Shutdown may have passed it by
+			if d.c.reading.Store(true); d.stopping() {
+				d.c.SetReadDeadline(aLongTimeAgo) // Conns.Shutdown or the listener's Close may have passed it by
 			}
 			// Let the goroutines that are ready run before reading a
 			// publisher's next request: right after an answer its
@@ -256,20 +280,64 @@ func (d *reader) serve(first *http.Request) (inRing bool) {
 			runtime.Gosched()
 		}
 		published = false
-		m, err := d.c.readDirect(buf[d.n:])
+		m, err := d.c.readRaw(buf[d.n:])
 		d.n += m
 		if err != nil {
-			// A client that went idle, and one that ended its side in
-			// the middle of a request (which net/http answers 400), go
-			// back to the http.Server.
-			if errors.Is(err, os.ErrDeadlineExceeded) || (err == io.EOF && d.n > d.start) { // not errors.As: it costs a reflection per call
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded) && d.timed && d.n > 0 && !d.stopping(): // not errors.As: it costs a reflection per call
+				d.timedOut()
+			case errors.Is(err, os.ErrDeadlineExceeded), err == io.EOF && d.n >= 4:
+				// A client that went idle goes back to the http.Server,
+				// and so does one that ended its side in the middle of a
+				// request, which net/http answers 400 (but for the
+				// first four bytes: it then closes without an answer).
 				d.giveBack()
-			} else {
+			default:
 				d.close()
 			}
 			return false
 		}
 	}
+}
+
+// requestDeadline sets the read deadline of a request that has begun to
+// arrive (when its bytes began, if the ring saw them first): it must be
+// whole within Conns.RequestTimeout. Without one, the idle deadline stays,
+// and a request still incomplete then goes back to the http.Server.
+func (d *reader) requestDeadline() {
+	if d.timed || d.cs.RequestTimeout <= 0 {
+		return
+	}
+	if d.begun.IsZero() {
+		d.begun = time.Now()
+	}
+	d.timed = true
+	d.deadline = d.begun.Add(d.cs.RequestTimeout)
+	d.c.SetReadDeadline(d.deadline)
+	if d.stopping() { // Conns.Shutdown or the listener's Close may have passed it by
+		d.c.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// stopping reports whether the Hub is shutting down or the listener was
+// closed: reads are interrupted, and the connection goes back (to be
+// closed with the listener).
+func (d *reader) stopping() bool { return d.cs.closing.Load() || d.c.l.closed() }
+
+// timedOut ends a connection whose request did not arrive within
+// Conns.RequestTimeout as net/http does: silently while its header is
+// incomplete, else (the body is late) with 408, as the handlers answer a
+// late body.
+func (d *reader) timedOut() {
+	if bytes.Contains((*d.bufp)[d.start:d.n], crlfcrlf) {
+		msg := "Request Timeout: the request did not arrive within " + d.cs.RequestTimeout.String() + "."
+		d.out = append(d.out, "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+		d.out = strconv.AppendInt(d.out, int64(len(msg)), 10)
+		d.out = append(d.out, "\r\n\r\n"...)
+		d.out = append(d.out, msg...)
+		d.flush()
+	}
+	d.close()
 }
 
 // The outcomes of reader.answerBuffered.
@@ -292,6 +360,13 @@ const (
 func (d *reader) answerBuffered(inRing bool) (outcome int, published bool) {
 	buf := *d.bufp
 	for {
+		for d.crlf > 0 && d.start < d.n && (buf[d.start] == '\r' || buf[d.start] == '\n') {
+			d.start++
+			d.crlf--
+		}
+		if d.start < d.n {
+			d.crlf = 0
+		}
 		r, size, verdict := d.parse(buf[d.start:d.n])
 		switch verdict {
 		case requestIncomplete:
@@ -355,11 +430,11 @@ func (d *reader) refreshDeadline() {
 		return
 	}
 	d.deadline = now.Add(idleAfter)
-	if d.cs.closing.Load() {
+	if d.stopping() {
 		d.deadline = aLongTimeAgo
 	}
 	d.c.SetReadDeadline(d.deadline)
-	if d.cs.closing.Load() { // Shutdown's AfterFunc may have run just before
+	if d.stopping() { // Shutdown or Close may have run just before
 		d.c.SetReadDeadline(aLongTimeAgo)
 	}
 }
@@ -371,6 +446,10 @@ func (d *reader) answer(r *http.Request, next int) {
 	w := &d.w
 	w.Reset(r.Method == http.MethodHead)
 	d.next = next
+	d.crlf = 0
+	if r.Method == http.MethodPost {
+		d.crlf = 4
+	}
 	if r.URL.Path == d.cfg.SubscribePath {
 		d.cfg.Subscribe.ServeHTTP(w, r)
 	} else {

@@ -106,8 +106,7 @@ func (r *publisherRing) join(d *reader) bool {
 	if !ok {
 		return false
 	}
-	// Requests read in the ring start as this: the first request's
-	// context ends when its handler returns.
+	// Requests read in the ring carry the pace (WaitLater).
 	ctx := context.WithValue(d.c.requestTemplate().Context(), paceKey{}, &d.pace)
 	d.template = newTemplate(ctx, d.template.RemoteAddr)
 	d.pace.on = true
@@ -136,7 +135,18 @@ func (r *publisherRing) start(cs *Conns) bool {
 	return true
 }
 
-// wake makes the ring's goroutine look at incoming and closing.
+// listenerClosed makes the ring let the connections of a closed listener
+// go.
+func (r *publisherRing) listenerClosed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		r.wake()
+	}
+}
+
+// wake makes the ring's goroutine look at incoming, closing and closed
+// listeners (r.mu held).
 func (r *publisherRing) wake() {
 	one := [8]byte{1}
 	syscall.Write(r.wakeFD, one[:])
@@ -328,8 +338,10 @@ func (l *ringLoop) takeIncoming() {
 		l.live++
 		l.recv(i, s, true)
 	}
-	if closing {
-		l.cancelAll()
+	for _, s := range l.slots {
+		if s != nil && (closing || s.d.c.l.closed()) {
+			l.letGo(s) // Shutdown, or its listener was closed
+		}
 	}
 }
 
@@ -403,7 +415,7 @@ func (l *ringLoop) received(i int, res int32) {
 	s := l.slots[i]
 	s.pending--
 	d := s.d
-	if res <= 0 || s.failed || s.cancel {
+	if res <= 0 || s.failed || s.cancel || d.c.l.closed() {
 		if res > 0 { // came just before the cancel: keep it
 			d.n += int(res)
 		}
@@ -428,8 +440,19 @@ func (l *ringLoop) received(i int, res int32) {
 		l.settle(i, s)
 		return
 	}
-	if d.n == 0 && s.deadline.Sub(l.now) < idleAfter*3/4 {
-		s.deadline = l.now.Add(idleAfter)
+	switch {
+	case d.n == 0:
+		d.begun = time.Time{}
+		if s.deadline.Sub(l.now) < idleAfter*3/4 {
+			s.deadline = l.now.Add(idleAfter)
+		}
+	case d.begun.IsZero():
+		// A request has begun: it is let go (to be ended by a
+		// goroutine) if it is not whole within RequestTimeout.
+		d.begun = l.now
+		if t := l.cs.RequestTimeout; t > 0 && s.deadline.After(l.now.Add(t)) {
+			s.deadline = l.now.Add(t)
+		}
 	}
 	l.u.Reserve(2) // a send and the receive linked to it go in one submission
 	if len(d.out) > 0 {
@@ -476,7 +499,8 @@ func (l *ringLoop) settle(i int, s *ringSlot) {
 
 // afterRing serves d on a goroutine of its own once the ring let it go:
 // it waits for the pace its last publish asked for, if any, then serves
-// the connection as serve does (idle: gives it back).
+// the connection as serve does (idle: gives it back; with a request begun,
+// serve ends it when its RequestTimeout has passed).
 func (d *reader) afterRing(idle bool) {
 	if pass := d.pace.wait; pass != nil {
 		d.pace.wait = nil
@@ -487,7 +511,7 @@ func (d *reader) afterRing(idle bool) {
 		}
 		t.Stop()
 	}
-	if idle {
+	if idle && (d.n == 0 || d.cs.RequestTimeout <= 0) {
 		if d.flush() {
 			d.giveBack()
 		} else {

@@ -12,6 +12,8 @@ func (r *publisherRing) join(d *reader) bool { return false }
 
 func (r *publisherRing) shutdown(context.Context) {}
 
+func (r *publisherRing) listenerClosed() {}
+
 // RingStats describes the publisher ring.
 type RingStats struct {
 	Joined, Left int64

@@ -35,6 +35,3 @@ func Attach(fd int32) (net.Conn, error) {
 	f.Close()
 	return nc, err
 }
-
-// CloseFD closes a descriptor from Detach.
-func CloseFD(fd int32) { syscall.Close(int(fd)) }
