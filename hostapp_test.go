@@ -76,17 +76,7 @@ func haListen(t testing.TB) net.Listener {
 func haServeApp(t testing.TB, hub *push.Hub, handler http.Handler) string {
 	t.Helper()
 	ln := haListen(t)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: haWait}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(hub.Listener(ln))
-	}()
-	t.Cleanup(func() {
-		haShutdownHub(hub)
-		srv.Close()
-		<-done
-	})
+	haServe(t, hub, &http.Server{Handler: handler, ReadHeaderTimeout: haWait}, hub.Listener(ln))
 	return ln.Addr().String()
 }
 
@@ -94,17 +84,7 @@ func haServeApp(t testing.TB, hub *push.Hub, handler http.Handler) string {
 func haServePlain(t testing.TB, hub *push.Hub, handler http.Handler) string {
 	t.Helper()
 	ln := haListen(t)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: haWait}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		haShutdownHub(hub)
-		srv.Close()
-		<-done
-	})
+	haServe(t, hub, &http.Server{Handler: handler, ReadHeaderTimeout: haWait}, ln)
 	return ln.Addr().String()
 }
 
@@ -113,7 +93,17 @@ func haServePlain(t testing.TB, hub *push.Hub, handler http.Handler) string {
 func haServeServer(t testing.TB, hub *push.Hub, pub, sub string, handler http.Handler) string {
 	t.Helper()
 	ln := haListen(t)
-	srv := &push.Server{Hub: hub, PublishPath: pub, SubscribePath: sub, Handler: handler}
+	haServe(t, hub, &push.Server{Hub: hub, PublishPath: pub, SubscribePath: sub, Handler: handler}, ln)
+	return ln.Addr().String()
+}
+
+// haServe serves ln with srv (an http.Server or a push.Server) until the
+// test ends, when it shuts hub down and closes srv. Close can be called
+// before: the cleanup then only waits for Serve to return.
+func haServe(t testing.TB, hub *push.Hub, srv interface {
+	Serve(net.Listener) error
+	Close() error
+}, ln net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -124,7 +114,6 @@ func haServeServer(t testing.TB, hub *push.Hub, pub, sub string, handler http.Ha
 		srv.Close()
 		<-done
 	})
-	return ln.Addr().String()
 }
 
 // haConn is one client connection speaking raw HTTP/1.1.

@@ -26,17 +26,7 @@ func TestServerUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &push.Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		haShutdownHub(hub)
-		srv.Close()
-		<-done
-	})
+	haServe(t, hub, &push.Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}, ln)
 	var conns []*bufio.ReadWriter
 	for range 3 {
 		c, err := net.Dial("unix", sock)
@@ -144,12 +134,7 @@ func TestServerCloseEndsReadConnections(t *testing.T) {
 	hub := haNewHub(t, push.Options{})
 	ln := haListen(t)
 	srv := &push.Server{Hub: hub, PublishPath: "/pub", SubscribePath: "/sub"}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() { haShutdownHub(hub) })
+	haServe(t, hub, srv, ln)
 	publisher := haDial(t, ln.Addr().String())
 	resp, body := publisher.do("POST", haReq("POST", "/pub?id=p", "one")) // the Hub reads its next
 	haWantStatus(t, "POST", resp, body, http.StatusAccepted)
@@ -160,7 +145,6 @@ func TestServerCloseEndsReadConnections(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	<-done
 	if _, _, err := publisher.tryRead("POST", haWait); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("the publisher's connection after Close: %v, want it closed", err)
 	}
