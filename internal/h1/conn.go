@@ -106,9 +106,7 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 func (cs *Conns) Shutdown(ctx context.Context) {
 	cs.closing.Store(true)
 	cs.m.Range(func(_, v any) bool {
-		if c := v.(*Conn); c.reading.Load() {
-			c.SetReadDeadline(aLongTimeAgo)
-		}
+		v.(*Conn).interrupt()
 		return true
 	})
 	cs.ring.shutdown(ctx)
@@ -185,8 +183,8 @@ func (l *listener) Close() error {
 		close(l.done)
 		err = l.Listener.Close()
 		l.cs.m.Range(func(_, v any) bool {
-			if c := v.(*Conn); c.l == l && c.reading.Load() {
-				c.SetReadDeadline(aLongTimeAgo)
+			if c := v.(*Conn); c.l == l {
+				c.interrupt()
 			}
 			return true
 		})
@@ -232,6 +230,7 @@ type Conn struct {
 	prefix  []byte
 	busy    atomic.Bool // its last long-poll was answered soon after its request
 	reading atomic.Bool // its requests are read here
+	mu      sync.Mutex  // orders interrupt and handOver
 	// template is the request that those read here start as: made at the
 	// first.
 	template *http.Request
@@ -241,6 +240,25 @@ type Conn struct {
 	raw     *sock.Writer
 	rawRead *sock.Reader
 	rawDone bool // raw and rawRead were made (nil: none here)
+}
+
+// interrupt makes a read of the reader of c return at once, if the reader
+// reads c (and has not handed it over to a long-poll).
+func (c *Conn) interrupt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reading.Load() {
+		c.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// handOver is the reader giving c up to a long-poll that parks: its
+// deadlines go, and no interrupt reaches c after.
+func (c *Conn) handOver() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reading.Store(false)
+	c.SetDeadline(time.Time{})
 }
 
 // Busy reports what SetBusy said last.

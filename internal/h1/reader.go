@@ -102,7 +102,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	d.release()
 	// The deadlines were this reader's: the parked long-poll's reader
 	// waits for as long as the client keeps its connection.
-	d.c.SetDeadline(time.Time{})
+	d.c.handOver()
 	return d.c, hijackedReadWriter, nil
 }
 
