@@ -240,7 +240,7 @@ func TestDirectPublishersGiveBack(t *testing.T) {
 
 	// Another path, then a publish, in one write.
 	d.send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n" + post("g", "2"))
-	resp, body := d.read("GET")
+	_, body := d.read("GET")
 	assert.Equal(t, "other GET", body)
 	resp, _ = d.read("POST")
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)

@@ -149,7 +149,7 @@ func TestServerCloseEndsReadConnections(t *testing.T) {
 		t.Errorf("the publisher's connection after Close: %v, want it closed", err)
 	}
 	haPublish(t, hub, "w", "two") // answers the parked long-poll
-	resp, body, err := poller.tryRead("GET", haWait)
+	_, body, err := poller.tryRead("GET", haWait)
 	if err != nil || body != "two" {
 		t.Fatalf("parked long-poll after Close: %v %q", err, body)
 	}
