@@ -31,7 +31,7 @@ func parseSources(s string) ([]net.IP, error) {
 	}
 	if lo, hi, ok := cut(s, "-"); ok {
 		a, b := net.ParseIP(lo).To4(), net.ParseIP(hi).To4()
-		if a == nil || b == nil || !bytes.Equal(a[:3], b[:3]) || a[3] > b[3] {
+		if a == nil || b == nil || string(a[:3]) != string(b[:3]) || a[3] > b[3] {
 			return nil, fmt.Errorf("-src %q: want a range like 127.0.0.2-127.0.0.50", s)
 		}
 		var ips []net.IP
