@@ -4,8 +4,8 @@ go 1.24
 
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/pushhub/push v0.0.0
-	github.com/pushhub/push/redisstore v0.0.0
+	github.com/pushhub/push v0.1.0
+	github.com/pushhub/push/redisstore v0.1.0
 )
 
 require (
@@ -13,9 +13,4 @@ require (
 	github.com/redis/go-redis/v9 v9.22.0 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/sys v0.34.0 // indirect
-)
-
-replace (
-	github.com/pushhub/push => ../..
-	github.com/pushhub/push/redisstore => ../../redisstore
 )
