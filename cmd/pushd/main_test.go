@@ -284,7 +284,8 @@ func TestStatus(t *testing.T) {
 		if err := json.Unmarshal([]byte(a.body), &st); err != nil {
 			t.Fatalf("/status JSON: %v: %q", err, a.body)
 		}
-		if st != (push.Stats{Channels: 1, Messages: 3, Published: 3}) {
+		if st.Channels != 1 || st.Messages != 3 || st.Published != 3 || st.Subscribers != 0 || st.Delivered != 0 ||
+			st.PublishLatency.Count != 3 || st.SubscribersByTransport["longpoll"] != 0 {
 			t.Errorf("/status JSON = %+v", st)
 		}
 	}
