@@ -11,11 +11,18 @@ import (
 // built by go install ...@v1.2.3, "(devel)" from a checkout), the push
 // module's, the VCS revision and time the binary was built from (when the
 // build recorded them), and the Go version.
+// The go command records no VCS information in workspace mode (go.work):
+// build releases with GOWORK=off, or install them with go install.
 func versionText() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "pushd: no build information in this binary\n"
 	}
+	return formatVersion(bi)
+}
+
+// formatVersion is versionText of bi.
+func formatVersion(bi *debug.BuildInfo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pushd %s (%s)\n", bi.Main.Version, bi.Main.Path)
 	for _, d := range bi.Deps {
@@ -27,7 +34,7 @@ func versionText() string {
 			fmt.Fprintf(&b, "push %s\n", strings.TrimSpace(v))
 		}
 	}
-	rev, at, modified := "unknown (built without VCS information)", "", ""
+	rev, at, modified := "unknown (built without VCS information: in a go.work workspace, or with -buildvcs=false)", "", ""
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
