@@ -179,6 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return errors.New("want text or json")
 	})
 	fs.BoolVar(&cfg.Version, "version", false, "print pushd's version and VCS revision, and exit")
+	fs.StringVar(&cfg.Check, "check", "", "GET this `URL` (such as http://127.0.0.1:8080/healthz), exit 0 on 200 and 1 otherwise, and serve nothing: a health check for images without curl (https is not verified: meant for the process's own loopback address)")
 	applyTransport := addTransportFlags(fs)
 	envErr := setFromEnv(fs, os.LookupEnv)
 
@@ -263,12 +264,13 @@ func envName(name string) string {
 }
 
 // setFromEnv sets every flag of fs whose environment variable (envName) is
-// set, before the command line is parsed, which then wins. -version is
-// left to the command line.
+// set, before the command line is parsed, which then wins. -version and
+// -check, which make pushd do something else than serve, are left to the
+// command line.
 func setFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "version" {
+		if f.Name == "version" || f.Name == "check" {
 			return
 		}
 		if v, ok := lookup(envName(f.Name)); ok {

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,4 +54,26 @@ func (rd *readiness) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Write([]byte("ready\n"))
+}
+
+// check is -check: it GETs url and returns 0 if it answers 200, else 1,
+// saying why on stderr.
+func check(url string, stderr io.Writer) int {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		// The process's own loopback address, whose certificate names the
+		// public host: checking that it answers is the point.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "pushd -check: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "pushd -check: %s: %s %s\n", url, resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	return 0
 }

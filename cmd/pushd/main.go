@@ -58,7 +58,8 @@ type config struct {
 	TLSKey          string
 	PubTLSCert      string // -pub-addr serves HTTPS with this certificate and PubTLSKey
 	PubTLSKey       string
-	Version         bool // print the version and exit
+	Version         bool   // print the version and exit
+	Check           string // GET this URL, exit 0 on 200 (a container's health check)
 	ShutdownTimeout time.Duration
 	PprofAddr       string // net/http/pprof on this loopback address; "" off
 	GCHeapFloor     uint64 // heap size below which Go does not collect; 0: Go's default
@@ -100,6 +101,9 @@ func run(args []string, stderr io.Writer) int {
 	if cfg.Version {
 		fmt.Fprint(os.Stdout, versionText())
 		return 0
+	}
+	if cfg.Check != "" {
+		return check(cfg.Check, stderr)
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.Options.Logger = log

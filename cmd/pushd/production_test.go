@@ -303,15 +303,9 @@ func TestEnvConfig(t *testing.T) {
 	// logs from PUSHD_LOG_FORMAT.
 	t.Setenv("PUSHD_PUB_ADDR", "127.0.0.1:0")
 	p := startPushd(t)
-	var pubLine bool
-	for _, line := range strings.Split(p.log(), "\n") {
-		var j struct{ Msg string }
-		if json.Unmarshal([]byte(line), &j) == nil && j.Msg == "pushd publisher listening" {
-			pubLine = true
-		}
-	}
-	if !pubLine {
-		t.Errorf("PUSHD_PUB_ADDR and PUSHD_LOG_FORMAT=json: no JSON line for the publisher listener in:\n%s", p.log())
+	pub := logValue(t, p, "pushd publisher listening", "pub-addr")
+	if a := do(t, "POST", "http://"+pub+"/pub?id=e", "x", nil); a.status != http.StatusAccepted {
+		t.Errorf("publish on PUSHD_PUB_ADDR's listener: %d", a.status)
 	}
 }
 
@@ -414,6 +408,28 @@ func TestJSONLogs(t *testing.T) {
 	for msg, want := range map[string]int{"push: subscriber joined": 2, "push: subscriber left": 2, "push: publish": 1} {
 		if seen[msg] != want {
 			t.Errorf("%d lines %q, want %d; the log:\n%s", seen[msg], msg, want, p.log())
+		}
+	}
+}
+
+// TestCheckFlag: pushd -check URL exits 0 when URL answers 200 (the
+// Dockerfile's HEALTHCHECK), 1 otherwise, over HTTPS too.
+func TestCheckFlag(t *testing.T) {
+	ca := testcert.NewCA(t)
+	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), 7)
+	for _, args := range [][]string{nil, {"-tls-cert", certFile, "-tls-key", keyFile}} {
+		p := startPushd(t, args...)
+		for path, want := range map[string]int{"/healthz": 0, "/readyz": 0, "/nothing-here": 1} {
+			err := exec.Command(binary, "-check", p.base+path).Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != want {
+				t.Errorf("pushd -check %s%s: exit %d, want %d", p.base, path, code, want)
+			}
 		}
 	}
 }

@@ -34,7 +34,7 @@ func formatVersion(bi *debug.BuildInfo) string {
 			fmt.Fprintf(&b, "push %s\n", strings.TrimSpace(v))
 		}
 	}
-	rev, at, modified := "unknown (built without VCS information: in a go.work workspace, or with -buildvcs=false)", "", ""
+	rev, at, modified := "unknown (no VCS information: built from a module download, in a go.work workspace, or with -buildvcs=false)", "", ""
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
