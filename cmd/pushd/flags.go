@@ -42,7 +42,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Usage = func() {} // Parse reports the bad flag; the hint follows below
 
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on (port 0 picks a free port; the log says which), or unix:/path")
-	fs.StringVar(&cfg.PubAddr, "pub-addr", "", "serve the publisher (/pub, and /status) on this `host:port` or unix:/path of its own, for the back end only; -addr then answers /pub with 404. Empty: the publisher is on -addr")
+	fs.StringVar(&cfg.PubAddr, "pub-addr", "", "serve the publisher (/pub, /status and /metrics) on this `host:port` or unix:/path of its own, for the back end only; -addr then answers /pub with 404. Empty: the publisher is on -addr")
 	varFlag(fs, "request-timeout", push.DefaultRequestTimeout.String(), "how long (a `duration`) a client may take to send a whole request, headers and body; slower ones get 408 or are closed; 0: no limit", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {

@@ -251,9 +251,9 @@ func run(args []string, stderr io.Writer) int {
 }
 
 // newServers builds pushd's Hub from cfg and the Servers that serve it:
-// srv on cfg.Addr (/sub, /status, /metrics, /healthz, /readyz and the demo
-// page at /, and /pub unless cfg.PubAddr is set), and with cfg.PubAddr,
-// pubSrv (/pub, /status, /metrics, /healthz and /readyz). ready answers
+// srv on cfg.Addr (/sub, /status, /healthz, /readyz and the demo page at
+// /, and /pub and /metrics unless cfg.PubAddr is set), and with
+// cfg.PubAddr, pubSrv (/pub, /status, /metrics, /healthz and /readyz). ready answers
 // the health checks (nil: a readiness of the memory store).
 // cfg.Options.Store is used as given (nil: memory); the caller shuts the
 // Hub down and closes a store it opened.
@@ -275,7 +275,6 @@ func newServers(cfg config, ready *readiness) (hub *push.Hub, srv, pubSrv *push.
 	})
 	common := func(mux *http.ServeMux) *http.ServeMux {
 		mux.Handle("/status", statusHandler(hub))
-		mux.Handle("GET /metrics", metrics)
 		mux.HandleFunc("GET /healthz", ready.healthz)
 		mux.HandleFunc("GET /readyz", ready.readyz)
 		return mux
@@ -285,9 +284,14 @@ func newServers(cfg config, ready *readiness) (hub *push.Hub, srv, pubSrv *push.
 	srv = &push.Server{Hub: hub, SubscribePath: "/sub", Handler: mux}
 	if cfg.PubAddr == "" {
 		srv.PublishPath = "/pub"
+		mux.Handle("GET /metrics", metrics)
 		return hub, srv, nil
 	}
-	return hub, srv, &push.Server{Hub: hub, PublishPath: "/pub", Handler: common(http.NewServeMux())}
+	// With a publisher listener, /metrics is served there only: the
+	// public address does not show the node's figures.
+	pubMux := common(http.NewServeMux())
+	pubMux.Handle("GET /metrics", metrics)
+	return hub, srv, &push.Server{Hub: hub, PublishPath: "/pub", Handler: pubMux}
 }
 
 // listen listens on addr: host:port, or unix:/path for a unix socket

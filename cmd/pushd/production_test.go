@@ -94,7 +94,7 @@ func TestHTTPS(t *testing.T) {
 	if len(local) != 1 {
 		t.Errorf("the EventSources used %d connections, want 1 (HTTP/2)", len(local))
 	}
-	resp, err := c.Get(p.base + "/metrics")
+	resp, err := c.Get(pub + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +172,14 @@ next:
 
 // TestMetrics: /metrics is Prometheus' text format, with push_ metrics,
 // the Go runtime's and the process's; the counters move after a publish
-// and its delivery; with -pub-addr it is served there too.
+// and its delivery; with -pub-addr it is served there only.
 func TestMetrics(t *testing.T) {
 	p := startPushd(t, "-pub-addr", "127.0.0.1:0")
 	pub := "http://" + logValue(t, p, "pushd publisher listening", "pub-addr")
-	before := scrape(t, p.base+"/metrics")
+	if a := do(t, "GET", p.base+"/metrics", "", nil); a.status != http.StatusNotFound {
+		t.Errorf("/metrics on -addr with -pub-addr set: %d, want 404 (served on -pub-addr only)", a.status)
+	}
+	before := scrape(t, pub+"/metrics")
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_open_fds",
 		"process_resident_memory_bytes", "push_messages_published_total", "push_messages_delivered_total",
 		"push_slow_subscribers_dropped_total", "push_websocket_pings_unanswered_total", "push_store_errors_total",
@@ -199,7 +202,7 @@ func TestMetrics(t *testing.T) {
 	if r := <-held; r.err != nil || r.body != "hello" {
 		t.Fatalf("long-poll: %+v", r)
 	}
-	after := scrape(t, p.base+"/metrics")
+	after := scrape(t, pub+"/metrics")
 	for name, want := range map[string]float64{
 		"push_messages_published_total": 1, "push_messages_delivered_total": 1,
 		"push_publish_duration_seconds": 1, "push_channels": 1, "push_stored_messages": 1,
