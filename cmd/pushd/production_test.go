@@ -216,7 +216,7 @@ func TestMetrics(t *testing.T) {
 // TestHealthAndReadyWithRedis: /healthz answers 200 while pushd runs;
 // /readyz answers 200 while Redis answers, 503 with the reason while the
 // redis-server is stopped, and 200 again once it is back; on -pub-addr
-// too.
+// too. The Redis client's complaints go to pushd's log.
 func TestHealthAndReadyWithRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	p := startPushd(t, "-redis", rs.URL(1), "-pub-addr", "127.0.0.1:0")
@@ -237,6 +237,13 @@ func TestHealthAndReadyWithRedis(t *testing.T) {
 		if a := do(t, "GET", base+"/healthz", "", nil); a.status != 200 {
 			t.Errorf("%s/healthz with Redis stopped: %d, want 200", base, a.status)
 		}
+	}
+	// The Redis client's own logs go to pushd's log.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log(), "component=redis-client"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line of the Redis client in pushd's log:\n%s", p.log())
+		}
+		time.Sleep(5 * time.Millisecond) // the log is read from a pipe: no event to wait on
 	}
 	rs.Restart()
 	// The client reconnects on its next command: the first /readyz after
