@@ -20,7 +20,7 @@ type Histogram struct {
 // publishLatencyBounds are the buckets of Stats.PublishLatency, in seconds:
 // from 50µs (a memory store) to 2.5s (a publisher paced by a slow fan-out
 // or a struggling Redis).
-var publishLatencyBounds = []float64{
+var publishLatencyBounds = [...]float64{
 	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 }
@@ -28,7 +28,7 @@ var publishLatencyBounds = []float64{
 // histogram counts durations in the buckets publishLatencyBounds, with
 // atomics: observe is a handful of uncontended adds.
 type histogram struct {
-	counts [16]atomic.Uint64 // per bucket (not cumulative); the last is +Inf
+	counts [len(publishLatencyBounds) + 1]atomic.Uint64 // per bucket (not cumulative); the last is +Inf
 	count  atomic.Uint64
 	sumNs  atomic.Uint64
 }
@@ -46,7 +46,7 @@ func (h *histogram) observe(d time.Duration) {
 
 func (h *histogram) snapshot() Histogram {
 	s := Histogram{
-		Bounds: publishLatencyBounds,
+		Bounds: append([]float64(nil), publishLatencyBounds[:]...),
 		Counts: make([]uint64, len(publishLatencyBounds)),
 	}
 	var c uint64
