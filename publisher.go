@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -93,6 +94,9 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		if h.log.Enabled(ctx, slog.LevelDebug) {
+			h.logPublish(r, channel, msg, status, err)
+		}
 	case r.Method == http.MethodPut:
 		info, err = h.store.CreateChannel(ctx, channel, h.cfg)
 	case r.Method == http.MethodDelete:
@@ -101,6 +105,24 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		info, err = h.store.ChannelInfo(ctx, channel)
 	}
 	h.answerPublisher(w, r, callback, status, info, err)
+}
+
+// logPublish writes a publish's debug line.
+func (h *Hub) logPublish(r *http.Request, channel string, msg *Message, status int, err error) {
+	n := 0
+	if msg != nil {
+		n = len(msg.Data)
+	}
+	if err != nil {
+		status = statusOf(err)
+		if errors.Is(err, ErrChannelNotFound) {
+			status = http.StatusNotFound
+		}
+		h.log.Debug("push: publish", "channels", []string{channel}, "bytes", n, "status", status,
+			"remote", r.RemoteAddr, "error", err)
+		return
+	}
+	h.log.Debug("push: publish", "channels", []string{channel}, "bytes", n, "status", status, "remote", r.RemoteAddr)
 }
 
 // readMessage reads the request body as a message, enforcing MaxMessageSize.

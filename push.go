@@ -48,6 +48,12 @@ type Hub struct {
 
 	published atomic.Uint64
 	delivered atomic.Uint64
+	// byTransport counts open subscriptions per transportIndex.
+	byTransport  [7]atomic.Int64 // 1 + len(transportNames)
+	slowDropped  atomic.Uint64
+	pingTimeouts atomic.Uint64
+	storeErrors  atomic.Uint64
+	publishTime  histogram
 
 	// streamEnded, if set (by in-package tests), is called when a streaming
 	// subscriber (WebSocket, EventSource, HTTP stream) ends, with its
@@ -194,8 +200,12 @@ func (h *Hub) publish(ctx context.Context, channel string, msg *Message) (*Messa
 	if int64(len(msg.Data)) > h.opts.MaxMessageSize {
 		return nil, ChannelInfo{}, fmt.Errorf("push: message of %d bytes exceeds MaxMessageSize %d", len(msg.Data), h.opts.MaxMessageSize)
 	}
+	start := time.Now()
 	stored, info, err := h.store.Publish(ctx, channel, msg, h.cfg)
 	if err != nil {
+		if storeFailed(err) {
+			h.storeErrors.Add(1)
+		}
 		return nil, ChannelInfo{}, err
 	}
 	h.published.Add(1)
@@ -206,6 +216,7 @@ func (h *Hub) publish(ctx context.Context, channel string, msg *Message) (*Messa
 	if hc != nil {
 		hc.keepPace(ctx)
 	}
+	h.publishTime.observe(time.Since(start))
 	return stored, info, nil
 }
 
@@ -241,24 +252,57 @@ type Stats struct {
 	Published uint64 `json:"published"`
 	// Delivered counts messages handed to this Hub's subscribers since New.
 	Delivered uint64 `json:"delivered"`
+	// SubscribersByTransport counts the subscriptions open now through the
+	// subscriber handler, by transport name ("websocket", "eventsource",
+	// "longpoll", "jsonp", "multipart", "chunked"); every name is present.
+	// Subscriptions made with Hub.Subscribe count in Subscribers only.
+	SubscribersByTransport map[string]int `json:"subscribers_by_transport"`
+	// SlowDropped counts the streaming subscribers disconnected because
+	// writing to them took longer than Options.WriteTimeout, since New.
+	SlowDropped uint64 `json:"slow_dropped"`
+	// PingTimeouts counts the WebSocket subscribers disconnected because
+	// they did not answer a ping in time, since New.
+	PingTimeouts uint64 `json:"ping_timeouts"`
+	// StoreErrors counts the publishes, subscribes and subscriptions that
+	// failed on an error of the Store (Redis unreachable, for one), since
+	// New.
+	StoreErrors uint64 `json:"store_errors"`
+	// PublishLatency counts how long the Hub's publishes took, from the
+	// store's call to the hand-over to this Hub's subscribers (pacing by a
+	// slow fan-out included), since New.
+	PublishLatency Histogram `json:"publish_latency"`
 }
 
-// Stats returns the Hub's counters.
+// Stats returns the Hub's counters. When the store fails to count its
+// channels and messages, Stats returns the error together with the Hub's
+// own counters (Channels and Messages are then 0).
 func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 	st, err := h.store.Stats(ctx)
-	if err != nil {
-		return Stats{}, err
-	}
 	h.mu.Lock()
 	active := h.active
 	h.mu.Unlock()
+	byTransport := make(map[string]int, len(transportNames))
+	for i, n := range transportNames {
+		byTransport[n.name] = int(h.byTransport[i+1].Load())
+	}
 	return Stats{
-		Channels:    st.Channels,
-		Messages:    st.Messages,
-		Subscribers: active,
-		Published:   h.published.Load(),
-		Delivered:   h.delivered.Load(),
-	}, nil
+		Channels:               st.Channels,
+		Messages:               st.Messages,
+		Subscribers:            active,
+		Published:              h.published.Load(),
+		Delivered:              h.delivered.Load(),
+		SubscribersByTransport: byTransport,
+		SlowDropped:            h.slowDropped.Load(),
+		PingTimeouts:           h.pingTimeouts.Load(),
+		StoreErrors:            h.storeErrors.Load(),
+		PublishLatency:         h.publishTime.snapshot(),
+	}, err
+}
+
+// storeFailed reports whether err is the Store's failure rather than an
+// answer (not found, conflict, closing) or the caller's cancellation.
+func storeFailed(err error) bool {
+	return statusOf(err) >= 500 && !errors.Is(err, ErrHubClosed) && !errors.Is(err, context.Canceled)
 }
 
 // Shutdown ends every subscription (long-poll requests are answered 503 with

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -37,6 +38,14 @@ type Server struct {
 	SubscribePath string
 	// Handler serves every other request. Nil: 404 Not Found.
 	Handler http.Handler
+	// TLSConfig, if set, makes the Server serve HTTPS with it: HTTP/2 is
+	// offered by ALPN unless NextProtos says otherwise, so EventSource,
+	// long-poll and HTTP stream subscribers of a browser share one
+	// connection; WebSocket stays on HTTP/1.1. Set Certificates or
+	// GetCertificate (which can reload a renewed certificate). The Hub
+	// reads and parks no request of a TLS connection itself: net/http
+	// reads them, and held long-polls wait on their handler's goroutine.
+	TLSConfig *tls.Config
 
 	// observe, if set (by in-package tests), sees every request for
 	// PublishPath or SubscribePath that net/http read.
@@ -83,7 +92,17 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("push: Server.PublishPath and SubscribePath are both " + s.PublishPath + ": give them different paths")
 	}
 	s.init()
-	return s.srv.Serve(s.Hub.conns.Listen(ln, s.Hub.listenConfig(s)))
+	ln = s.Hub.conns.Listen(ln, s.Hub.listenConfig(s))
+	if s.TLSConfig != nil {
+		// Outside the Hub's wrapper, so that net/http sees a *tls.Conn:
+		// it then does the handshake, ALPN and HTTP/2.
+		cfg := s.TLSConfig.Clone()
+		if len(cfg.NextProtos) == 0 {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	return s.srv.Serve(ln)
 }
 
 // Shutdown stops accepting connections and closes idle ones, then waits

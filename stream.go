@@ -430,6 +430,7 @@ func (s *stream) tick() error {
 		if s.lastPong.Load() >= s.pingSent.UnixNano() {
 			s.pingSent = time.Time{}
 		} else if now.Sub(s.pingSent) >= s.pingWait {
+			s.hub.pingTimeouts.Add(1)
 			return &connError{errors.New("ping: no pong within " + s.pingWait.String())}
 		}
 	}

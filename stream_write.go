@@ -222,6 +222,12 @@ func (s *stream) release(err error, announced bool) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if d := s.sub.dbg; d != nil && !s.oneShot {
+		d.why = err
+		if err == nil {
+			d.why = errPeerGone
+		}
+	}
 	s.sub.Close()
 	if s.conn != nil {
 		cw, ok := s.conn.(interface{ CloseWrite() error })
@@ -255,11 +261,15 @@ func (h *Hub) ended(t Transport, sub *Subscription, err error) {
 	case err == nil, err == errPeerGone, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
 		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
 	case errors.As(err, &we) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)):
+		h.slowDropped.Add(1)
 		h.log.Info("push: slow subscriber dropped: a write took longer than the write timeout; it can resume from its last id",
 			"transport", t.String(), "channels", sub.channels, "position", sub.Position(), "error", err)
 	case errors.As(err, &we):
 		h.log.Debug("push: subscriber connection ended", "transport", t.String(), "channels", sub.channels, "error", err)
 	default:
+		if storeFailed(err) {
+			h.storeErrors.Add(1)
+		}
 		h.log.Warn("push: subscriber ended by an error", "transport", t.String(), "channels", sub.channels, "error", err)
 	}
 	if h.streamEnded != nil {

@@ -138,12 +138,16 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("retry: 1000\n:503: Service Unavailable\n\n"))
 			return
 		}
+		if storeFailed(err) {
+			h.storeErrors.Add(1)
+		}
 		if statusOf(err) >= 500 && !errors.Is(err, ErrHubClosed) {
 			h.log.Warn("push: subscribe failed", "channels", channels, "error", err)
 		}
 		fail(err)
 		return
 	}
+	sub.joined(transport, r)
 	switch transport { // the streaming transports own sub
 	case TransportWebSocket:
 		h.serveWebSocket(w, r, sub)

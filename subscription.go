@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
+	"net/http"
 	"reflect"
 	"time"
 )
@@ -36,6 +38,15 @@ type Subscription struct {
 	gaps        int    // how many times messages were found missing
 	gapFrom     string // the position before the latest gap
 	closed      bool
+	tr          uint8     // transportIndex of a subscriber handler's subscription; 0: Go's
+	dbg         *subDebug // what the leaving line logs; nil unless the log's level is debug
+}
+
+// subDebug is what a subscriber's debug lines say of it.
+type subDebug struct {
+	remote string
+	start  time.Time
+	why    error // why a streaming subscriber ended; nil: a poll answered
 }
 
 // oneChannelSubscription is a Subscription to one channel with its
@@ -354,4 +365,30 @@ func (s *Subscription) Close() {
 		s.hub.store.RemoveSubscriber(context.Background(), s.channels[i])
 	}
 	s.hub.untrack()
+	if s.tr != 0 {
+		s.hub.byTransport[s.tr].Add(-1)
+	}
+	if d := s.dbg; d != nil {
+		why := "answered"
+		if d.why != nil {
+			why = d.why.Error()
+		}
+		s.hub.log.Debug("push: subscriber left", "transport", transportNames[s.tr-1].name,
+			"channels", s.channels, "remote", d.remote, "duration", time.Since(d.start), "why", why)
+	}
+}
+
+// joined counts s as a subscriber of transport t, and logs it at the debug
+// level.
+func (s *Subscription) joined(t Transport, r *http.Request) {
+	s.tr = transportIndex(t)
+	if s.tr == 0 {
+		return
+	}
+	s.hub.byTransport[s.tr].Add(1)
+	if s.hub.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.dbg = &subDebug{remote: r.RemoteAddr, start: time.Now()}
+		s.hub.log.Debug("push: subscriber joined", "transport", t.String(),
+			"channels", s.channels, "remote", r.RemoteAddr)
+	}
 }

@@ -231,6 +231,10 @@ func TestTrSSESlowReaderDropped(t *testing.T) {
 	end := e.waitEnded()
 	assert.Equal(t, TransportEventSource, end.t)
 	assert.ErrorIs(t, end.err, os.ErrDeadlineExceeded)
+	st, err := e.hub.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.SlowDropped, "Stats.SlowDropped")
+	assert.Zero(t, st.PingTimeouts, "Stats.PingTimeouts")
 }
 
 // Over HTTP/2 the connection cannot be hijacked: the handler's goroutine

@@ -306,6 +306,11 @@ func TestTrWSPingDropsDeadPeer(t *testing.T) {
 	end := e.waitEnded()
 	assert.Equal(t, TransportWebSocket, end.t)
 	assert.ErrorContains(t, end.err, "ping")
+	st, err := e.hub.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.PingTimeouts, "Stats.PingTimeouts")
+	assert.Zero(t, st.SlowDropped, "Stats.SlowDropped")
+	assert.Zero(t, st.SubscribersByTransport["websocket"], "Stats.SubscribersByTransport after the end")
 }
 
 // A live peer gets pings, answers them, stays connected and keeps getting

@@ -2,12 +2,10 @@ module github.com/pushhub/push/e2e
 
 go 1.24
 
-replace github.com/pushhub/push => ../
-
 require (
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327
 	github.com/chromedp/chromedp v0.14.2
-	github.com/pushhub/push v0.0.0
+	github.com/pushhub/push v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 )

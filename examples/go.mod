@@ -5,7 +5,7 @@ go 1.24
 require (
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327
 	github.com/chromedp/chromedp v0.14.2
-	github.com/pushhub/push v0.0.0
+	github.com/pushhub/push v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	rsc.io/qr v0.2.0
@@ -21,5 +21,3 @@ require (
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/sys v0.34.0 // indirect
 )
-
-replace github.com/pushhub/push => ../

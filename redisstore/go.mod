@@ -4,7 +4,7 @@ go 1.24
 
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/pushhub/push v0.0.0
+	github.com/pushhub/push v0.1.0
 	github.com/redis/go-redis/v9 v9.22.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
@@ -16,5 +16,3 @@ require (
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/sys v0.34.0 // indirect
 )
-
-replace github.com/pushhub/push => ../

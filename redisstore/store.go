@@ -486,6 +486,19 @@ func globEscape(s string) string {
 	return b.String()
 }
 
+// Ping reports whether Redis answers: nil, ErrStoreClosed after Close, or
+// an error wrapping push.ErrStoreUnavailable that says which server did not
+// answer and why. pushd's /readyz answers with it.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return push.ErrStoreClosed
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: Redis at %s does not answer (%v): %w", s.rdb.Options().Addr, err, push.ErrStoreUnavailable)
+	}
+	return nil
+}
+
 // Close implements push.Store: it stops notifications, removes this node's
 // subscriber counts (best effort) and closes the connections.
 func (s *Store) Close() error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := config{
 		Addr:            "localhost:8080",
 		LogLevel:        slog.LevelInfo,
+		LogFormat:       "text",
 		ShutdownTimeout: 10 * time.Second,
 		GCHeapFloor:     defaultHeapFloor,
 	}
@@ -30,14 +32,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	usage := func() {
 		fmt.Fprintf(stderr, "Usage: pushd [flags]\n\n"+
 			"A push server: POST /pub?id=CHANNEL publishes, GET /sub?id=CHANNEL subscribes,\n"+
-			"GET /status shows counters (JSON with ?format=json). Durations are Go durations (2s, 5m, 1h).\n\nFlags:\n")
+			"GET /status shows counters (JSON with ?format=json), GET /metrics Prometheus metrics,\n"+
+			"GET /healthz and /readyz the health of the process and its store.\n"+
+			"Durations are Go durations (2s, 5m, 1h). Every flag can also be set by an environment\n"+
+			"variable, PUSHD_ and the flag's name in upper case with _ for - (PUSHD_ADDR, PUSHD_REDIS,\n"+
+			"PUSHD_NO_IO_URING=true); the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.Usage = func() {} // Parse reports the bad flag; the hint follows below
 
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on (port 0 picks a free port; the log says which), or unix:/path")
-	fs.StringVar(&cfg.PubAddr, "pub-addr", "", "serve the publisher (/pub, and /status) on this `host:port` or unix:/path of its own, for the back end only; -addr then answers /pub with 404. Empty: the publisher is on -addr")
-	fs.Func("request-timeout", "how long (a `duration`) a client may take to send a whole request, headers and body; slower ones get 408 or are closed; 0: no limit (default 30s)", func(s string) error {
+	fs.StringVar(&cfg.PubAddr, "pub-addr", "", "serve the publisher (/pub, /status and /metrics) on this `host:port` or unix:/path of its own, for the back end only; -addr then answers /pub with 404. Empty: the publisher is on -addr")
+	varFlag(fs, "request-timeout", push.DefaultRequestTimeout.String(), "how long (a `duration`) a client may take to send a whole request, headers and body; slower ones get 408 or are closed; 0: no limit", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return errors.New("want a Go duration >= 0, like 30s")
@@ -49,8 +55,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 
-	buffer := 10
-	fs.Func("buffer", "`n` messages kept per channel for subscribers that come later; 0 stores none (live delivery only) (default 10)", func(s string) error {
+	buffer := push.DefaultMessageBufferLength
+	varFlag(fs, "buffer", strconv.Itoa(buffer), "`n` messages kept per channel for subscribers that come later; 0 stores none (live delivery only)", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return errors.New("want a whole number >= 0")
@@ -59,11 +65,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	messageTTL := push.DefaultMessageTTL
-	fs.Func("message-ttl", "how long (a `duration`) a message stays available; 0 means forever (default 1h0m0s)", durationFlag(&messageTTL))
+	varFlag(fs, "message-ttl", messageTTL.String(), "how long (a `duration`) a message stays available; 0 means forever", durationFlag(&messageTTL))
 	channelTTL := push.DefaultChannelTimeout
-	fs.Func("channel-ttl", "how long (a `duration`) a channel with no subscribers and no messages is kept; 0 means forever (default 5m0s)", durationFlag(&channelTTL))
-	fs.Func("subscriber-timeout", "how long (a `duration`) a long-poll is held before it is answered with -timeout-status; 0 means forever (default 0s)", durationFlag(&o.SubscriberTimeout))
-	fs.Func("timeout-status", "`status` of a timed-out long-poll: 304 or 408 (default 304)", func(s string) error {
+	varFlag(fs, "channel-ttl", channelTTL.String(), "how long (a `duration`) a channel with no subscribers and no messages is kept; 0 means forever", durationFlag(&channelTTL))
+	varFlag(fs, "subscriber-timeout", "0s", "how long (a `duration`) a long-poll is held before it is answered with -timeout-status; 0 means forever", durationFlag(&o.SubscriberTimeout))
+	varFlag(fs, "timeout-status", "304", "`status` of a timed-out long-poll: 304 or 408", func(s string) error {
 		switch s {
 		case "304":
 			o.TimeoutStatus = http.StatusNotModified
@@ -75,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.BoolVar(&o.IntervalPoll, "interval-poll", false, "answer a long-poll at once with 304 when nothing is newer, instead of holding it")
-	fs.Func("concurrency", "`policy` for several subscribers of one channel: broadcast (all get every message), first (a new one gets 409 while one is held) or last (a new one ends the earlier ones with 409) (default broadcast)", func(s string) error {
+	varFlag(fs, "concurrency", "broadcast", "`policy` for several subscribers of one channel: broadcast (all get every message), first (a new one gets 409 while one is held) or last (a new one ends the earlier ones with 409)", func(s string) error {
 		switch s {
 		case "broadcast":
 			o.Concurrency = push.Broadcast
@@ -89,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.BoolVar(&o.AuthorizedChannelsOnly, "authorized-channels-only", false, "refuse (403) subscribers of channels never published to or created with PUT")
-	fs.Func("max-subscribers", "most subscribers (`n`) per channel, beyond which they get 403; 0 means unlimited (default 0)", func(s string) error {
+	varFlag(fs, "max-subscribers", "0", "most subscribers (`n`) per channel, beyond which they get 403; 0 means unlimited", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return errors.New("want a whole number >= 0")
@@ -97,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		o.MaxSubscribersPerChannel = n
 		return nil
 	})
-	fs.Func("allow-origin", "comma-separated `origins` allowed to make cross-origin requests (https://a.example, https://*.example.com, or *); empty: CORS off", func(s string) error {
+	varFlag(fs, "allow-origin", "", "comma-separated `origins` allowed to make cross-origin requests (https://a.example, https://*.example.com, or *); empty: CORS off", func(s string) error {
 		o.AllowedOrigins = nil
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -106,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
-	fs.Func("put", "what PUT on /pub does (`mode`): create (create the channel, publish nothing) or publish (like POST) (default create)", func(s string) error {
+	varFlag(fs, "put", "create", "what PUT on /pub does (`mode`): create (create the channel, publish nothing) or publish (like POST)", func(s string) error {
 		switch s {
 		case "create":
 			o.PutPublishes = false
@@ -117,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
-	fs.Func("max-message-size", "largest message body in `bytes`; larger ones get 413 (default 1048576)", func(s string) error {
+	varFlag(fs, "max-message-size", strconv.Itoa(push.DefaultMaxMessageSize), "largest message body in `bytes`; larger ones get 413", func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n <= 0 {
 			return errors.New("want a whole number of bytes > 0")
@@ -127,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis `URL` (redis://host:port/db) to keep channels in, shared by several pushd; empty: in memory")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "push:", "prefix of every Redis key pushd uses")
-	fs.Func("log-level", "`level` of the logs: debug, info, warn or error (default info)", func(s string) error {
+	varFlag(fs, "log-level", "info", "`level` of the logs: debug, info, warn or error", func(s string) error {
 		switch s {
 		case "debug":
 			cfg.LogLevel = slog.LevelDebug
@@ -142,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
-	fs.Func("shutdown-timeout", "how long (a `duration`) a graceful shutdown may take before connections are cut (default 10s)", func(s string) error {
+	varFlag(fs, "shutdown-timeout", cfg.ShutdownTimeout.String(), "how long (a `duration`) a graceful shutdown may take before connections are cut", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
 			return errors.New("want a Go duration > 0, like 10s")
@@ -152,7 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.BoolVar(&o.DisableIOURing, "no-io-uring", false, "use no io_uring: serve kept-alive publishers with a goroutine each instead of one io_uring, and write to a large channel's subscribers with a system call each instead of 256 per io_uring_enter (Linux 6.1+; pushd does without by itself where io_uring is missing or refused)")
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "loopback `host:port` to serve net/http/pprof on (/debug/pprof/), for profiling; empty: off")
-	fs.Func("gc-heap-floor", "heap size in `bytes` below which Go does not collect garbage (above it Go collects as GOGC=100 does); trades at most that much memory for the CPU a small, busy heap spends on collections; 0 or a GOGC environment variable: Go's default (default 33554432)", func(s string) error {
+	varFlag(fs, "gc-heap-floor", strconv.FormatUint(cfg.GCHeapFloor, 10), "heap size in `bytes` below which Go does not collect garbage (above it Go collects as GOGC=100 does); trades at most that much memory for the CPU a small, busy heap spends on collections; 0 or a GOGC environment variable: Go's default", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return errors.New("want a whole number of bytes >= 0")
@@ -160,8 +166,27 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.GCHeapFloor = n
 		return nil
 	})
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate `file` (PEM, with its chain) to serve HTTPS, with HTTP/2, on -addr; reread on SIGHUP; empty: plain HTTP")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` (PEM) of -tls-cert")
+	fs.StringVar(&cfg.PubTLSCert, "pub-tls-cert", "", "certificate `file` to serve HTTPS on -pub-addr (it may be -tls-cert's); empty: plain HTTP there")
+	fs.StringVar(&cfg.PubTLSKey, "pub-tls-key", "", "private key `file` of -pub-tls-cert")
+	varFlag(fs, "log-format", "text", "`format` of the logs on stderr: text (key=value) or json (one object a line)", func(s string) error {
+		switch s {
+		case "text", "json":
+			cfg.LogFormat = s
+			return nil
+		}
+		return errors.New("want text or json")
+	})
+	fs.BoolVar(&cfg.Version, "version", false, "print pushd's version and VCS revision, and exit")
+	fs.StringVar(&cfg.Check, "check", "", "GET this `URL` (such as http://127.0.0.1:8080/healthz), exit 0 on 200 and 1 otherwise, and serve nothing: a health check for images without curl (https is not verified: meant for the process's own loopback address)")
 	applyTransport := addTransportFlags(fs)
+	envErr := setFromEnv(fs, os.LookupEnv)
 
+	if envErr != nil {
+		fmt.Fprintf(stderr, "pushd: %v\nRun 'pushd -h' to see every flag.\n", envErr)
+		return cfg, envErr
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage()
@@ -169,6 +194,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintln(stderr, "Run 'pushd -h' to see every flag.")
 		}
 		return cfg, err
+	}
+	for _, p := range [][3]string{{"tls", cfg.TLSCert, cfg.TLSKey}, {"pub-tls", cfg.PubTLSCert, cfg.PubTLSKey}} {
+		if (p[1] == "") != (p[2] == "") {
+			fmt.Fprintf(stderr, "pushd: -%s-cert and -%s-key go together: give both, or neither for plain HTTP.\n", p[0], p[0])
+			return cfg, errors.New("incomplete TLS flags")
+		}
+	}
+	if cfg.PubTLSCert != "" && cfg.PubAddr == "" {
+		fmt.Fprintln(stderr, "pushd: -pub-tls-cert needs -pub-addr: without it the publisher is on -addr, which -tls-cert covers.")
+		return cfg, errors.New("-pub-tls-cert without -pub-addr")
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pushd: unexpected argument %q: pushd takes flags only. Run 'pushd -h' to see every flag.\n", fs.Arg(0))
@@ -191,6 +226,60 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	applyTransport(o)
 	return cfg, nil
+}
+
+// value is a flag.Value that parses with set and whose String is the text
+// it was last set from, so that -h prints each flag's default from the flag
+// itself.
+type value struct {
+	text string
+	set  func(string) error
+}
+
+func (v *value) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.text
+}
+
+func (v *value) Set(s string) error {
+	if err := v.set(s); err != nil {
+		return err
+	}
+	v.text = s
+	return nil
+}
+
+// varFlag defines flag name on fs, parsed by set, whose default (shown by
+// -h) is def.
+func varFlag(fs *flag.FlagSet, name, def, usage string, set func(string) error) {
+	fs.Var(&value{text: def, set: set}, name, usage)
+}
+
+// envName is the environment variable of flag name: PUSHD_ and the name in
+// upper case with _ for -.
+func envName(name string) string {
+	return "PUSHD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// setFromEnv sets every flag of fs whose environment variable (envName) is
+// set, before the command line is parsed, which then wins. -version and
+// -check, which make pushd do something else than serve, are left to the
+// command line.
+func setFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" || f.Name == "check" {
+			return
+		}
+		if v, ok := lookup(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid value %q for %s (flag -%s): %v", v, envName(f.Name), f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // durationFlag parses a non-negative Go duration into d.

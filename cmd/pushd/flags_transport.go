@@ -14,7 +14,7 @@ func addTransportFlags(fs *flag.FlagSet) func(*push.Options) {
 	// Flags left alone leave the Options at their zero values, which mean
 	// the library's defaults.
 	var transports push.Transport
-	fs.Func("transports", "comma-separated `list` of subscriber transports to serve: websocket, eventsource, longpoll, jsonp, multipart, chunked, or all (default all)", func(s string) error {
+	varFlag(fs, "transports", "all", "comma-separated `list` of subscriber transports to serve: websocket, eventsource, longpoll, jsonp, multipart, chunked, or all", func(s string) error {
 		t, err := push.ParseTransports(s)
 		if err != nil {
 			return err
@@ -23,7 +23,7 @@ func addTransportFlags(fs *flag.FlagSet) func(*push.Options) {
 		return nil
 	})
 	var ping time.Duration
-	fs.Func("ping-interval", "how often (a `duration`) idle WebSocket and EventSource subscribers are pinged, so proxies keep the connection and dead peers are dropped; 0 sends no pings (default 30s)", func(s string) error {
+	varFlag(fs, "ping-interval", "30s", "how often (a `duration`) idle WebSocket and EventSource subscribers are pinged, so proxies keep the connection and dead peers are dropped; 0 sends no pings", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return errors.New("want a Go duration >= 0, like 30s")
@@ -35,7 +35,7 @@ func addTransportFlags(fs *flag.FlagSet) func(*push.Options) {
 		return nil
 	})
 	var writeTimeout time.Duration
-	fs.Func("write-timeout", "how long (a `duration`) a subscriber may take to accept one write before it is disconnected (it can resume from its last id) (default 10s)", func(s string) error {
+	varFlag(fs, "write-timeout", "10s", "how long (a `duration`) a subscriber may take to accept one write before it is disconnected (it can resume from its last id)", func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
 			return errors.New("want a Go duration > 0, like 10s")

@@ -30,6 +30,19 @@ const minLiveHeap = 4 << 20
 // CPU, the trade GOMEMLIMIT makes at the other end. A pushd holding many
 // subscribers has a live heap above the floor and is not affected.
 //
+// Against the runtime's own knobs, on the same load (pushload -mode
+// pubrate -c 50 -channels 1000, buffer 20, pushd on one core, 7 runs each,
+// alternated, 2026-12-07, a shared 2-core machine): server CPU per publish
+// 6.79 µs (median) with the 32 MiB floor, 7.21 µs with GOGC=100 (6% more),
+// 7.18 µs with GOGC=400 (3 runs), and 6.83 µs with GOGC=off and
+// GOMEMLIMIT=64MiB: the floor beats any fixed GOGC and ties GOGC=off with
+// a memory limit. It stays because that tie holds only while the live heap
+// is well below the limit: with GOGC=off the collector runs whenever the
+// heap reaches GOMEMLIMIT, so a node whose subscribers bring its live heap
+// near the limit collects continually, while above the floor heapFloor
+// collects as GOGC=100 does. Operators who prefer the runtime's knobs set
+// -gc-heap-floor 0 (or any GOGC) and GOMEMLIMIT.
+//
 // After each collection heapFloor reads the live heap and sets the GC
 // percent to max(100, floor/live*100 - 100), so that the next collection
 // starts at about max(2*live, floor). It does nothing if floor is 0 or the

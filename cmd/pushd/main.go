@@ -1,7 +1,8 @@
 // Command pushd is a standalone push server built on the push library.
 //
 // It serves the publisher at /pub, the subscriber at /sub (the channel comes
-// from ?id=) and the Hub's counters at /status:
+// from ?id=), the Hub's counters at /status (and for Prometheus at
+// /metrics), and health checks at /healthz and /readyz:
 //
 //	go run ./cmd/pushd -addr localhost:8080
 //	curl -d 'hello' 'http://localhost:8080/pub?id=news'
@@ -19,6 +20,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,7 +38,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/pushmetrics"
 )
 
 // config is everything the command line sets.
@@ -47,6 +53,13 @@ type config struct {
 	RedisURL        string
 	RedisPrefix     string
 	LogLevel        slog.Level
+	LogFormat       string // text or json
+	TLSCert         string // -addr serves HTTPS with this certificate and TLSKey
+	TLSKey          string
+	PubTLSCert      string // -pub-addr serves HTTPS with this certificate and PubTLSKey
+	PubTLSKey       string
+	Version         bool   // print the version and exit
+	Check           string // GET this URL, exit 0 on 200 (a container's health check)
 	ShutdownTimeout time.Duration
 	PprofAddr       string // net/http/pprof on this loopback address; "" off
 	GCHeapFloor     uint64 // heap size below which Go does not collect; 0: Go's default
@@ -85,11 +98,37 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return 2 // the flag package or parseFlags has said why
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.Version {
+		fmt.Fprint(os.Stdout, versionText())
+		return 0
+	}
+	if cfg.Check != "" {
+		return check(cfg.Check, stderr)
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.Options.Logger = log
+	logRedisTo(log)
 	defer heapFloor(cfg.GCHeapFloor)()
 
-	store, err := openStore(cfg.RedisURL, cfg.RedisPrefix)
+	var certs []*certificate
+	var tlsConfig, pubTLSConfig *tls.Config
+	for _, p := range []struct {
+		cert, key string
+		to        **tls.Config
+	}{{cfg.TLSCert, cfg.TLSKey, &tlsConfig}, {cfg.PubTLSCert, cfg.PubTLSKey, &pubTLSConfig}} {
+		if p.cert == "" {
+			continue
+		}
+		c, err := loadCertificate(p.cert, p.key)
+		if err != nil {
+			log.Error("pushd: cannot serve HTTPS", "error", err)
+			return 1
+		}
+		certs = append(certs, c)
+		*p.to = c.config()
+	}
+
+	store, err := openStore(cfg.RedisURL, cfg.RedisPrefix, log)
 	if err != nil {
 		log.Error("pushd: cannot open the store", "error", err)
 		return 1
@@ -98,7 +137,12 @@ func run(args []string, stderr io.Writer) int {
 		cfg.Options.Store = store
 		defer store.Close()
 	}
-	hub, srv, pubSrv := newServers(cfg)
+	ready := &readiness{store: store}
+	hub, srv, pubSrv := newServers(cfg, ready)
+	srv.TLSConfig = tlsConfig
+	if pubSrv != nil {
+		pubSrv.TLSConfig = pubTLSConfig
+	}
 
 	ln, err := listen(cfg.Addr)
 	if err != nil {
@@ -130,23 +174,45 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(certs) > 0 {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					reloadAll(certs, log)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
 	servers := 1
+	scheme := func(c *tls.Config) string {
+		if c != nil {
+			return "https"
+		}
+		return "http"
+	}
 	if pubSrv != nil {
 		servers++
 		go func() { served <- pubSrv.Serve(pubLn) }()
-		log.Info("pushd listening", "addr", ln.Addr().String(), "sub", "/sub?id=CHANNEL")
-		log.Info("pushd publisher listening", "pub-addr", pubLn.Addr().String(),
-			"pub", "/pub?id=CHANNEL", "status", "/status")
+		log.Info("pushd listening", "addr", ln.Addr().String(), "scheme", scheme(tlsConfig), "sub", "/sub?id=CHANNEL")
+		log.Info("pushd publisher listening", "pub-addr", pubLn.Addr().String(), "scheme", scheme(pubTLSConfig),
+			"pub", "/pub?id=CHANNEL", "status", "/status", "metrics", "/metrics")
 	} else {
-		log.Info("pushd listening", "addr", ln.Addr().String(),
-			"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status")
+		log.Info("pushd listening", "addr", ln.Addr().String(), "scheme", scheme(tlsConfig),
+			"pub", "/pub?id=CHANNEL", "sub", "/sub?id=CHANNEL", "status", "/status", "metrics", "/metrics")
 	}
 
 	select {
 	case err := <-served:
 		log.Error("pushd: server failed", "error", err)
+		ready.stopping.Store(true)
 		hub.Shutdown(context.Background())
 		srv.Close()
 		if pubSrv != nil {
@@ -155,7 +221,8 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	case <-ctx.Done():
 	}
-	stop() // a second signal kills the process at once
+	stop()                     // a second signal kills the process at once
+	ready.stopping.Store(true) // /readyz answers 503 from now on
 	log.Info("pushd shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -184,22 +251,46 @@ func run(args []string, stderr io.Writer) int {
 }
 
 // newServers builds pushd's Hub from cfg and the Servers that serve it:
-// srv on cfg.Addr (/sub, /status and the demo page at /, and /pub unless
-// cfg.PubAddr is set), and with cfg.PubAddr, pubSrv (/pub and /status).
+// srv on cfg.Addr (/sub, /status, /healthz, /readyz and the demo page at
+// /, and /pub and /metrics unless cfg.PubAddr is set), and with
+// cfg.PubAddr, pubSrv (/pub, /status, /metrics, /healthz and /readyz). ready answers
+// the health checks (nil: a readiness of the memory store).
 // cfg.Options.Store is used as given (nil: memory); the caller shuts the
 // Hub down and closes a store it opened.
-func newServers(cfg config) (hub *push.Hub, srv, pubSrv *push.Server) {
+func newServers(cfg config, ready *readiness) (hub *push.Hub, srv, pubSrv *push.Server) {
 	hub = push.New(cfg.Options)
-	mux := http.NewServeMux()
-	mux.Handle("/status", statusHandler(hub))
+	if ready == nil {
+		ready = &readiness{}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(pushmetrics.NewCollector(hub),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log := cfg.Options.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
+	common := func(mux *http.ServeMux) *http.ServeMux {
+		mux.Handle("/status", statusHandler(hub))
+		mux.HandleFunc("GET /healthz", ready.healthz)
+		mux.HandleFunc("GET /readyz", ready.readyz)
+		return mux
+	}
+	mux := common(http.NewServeMux())
 	mux.Handle("/", demoHandler())
 	srv = &push.Server{Hub: hub, SubscribePath: "/sub", Handler: mux}
 	if cfg.PubAddr == "" {
 		srv.PublishPath = "/pub"
+		mux.Handle("GET /metrics", metrics)
 		return hub, srv, nil
 	}
-	pubMux := http.NewServeMux()
-	pubMux.Handle("/status", statusHandler(hub))
+	// With a publisher listener, /metrics is served there only: the
+	// public address does not show the node's figures.
+	pubMux := common(http.NewServeMux())
+	pubMux.Handle("GET /metrics", metrics)
 	return hub, srv, &push.Server{Hub: hub, PublishPath: "/pub", Handler: pubMux}
 }
 

@@ -73,7 +73,7 @@ func startPushd(t *testing.T, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
+	addr := make(chan string, 2)
 	go func() {
 		defer close(p.done)
 		sc := bufio.NewScanner(errPipe)
@@ -83,11 +83,19 @@ func startPushd(t *testing.T, args ...string) *proc {
 			p.stderr.WriteString(line + "\n")
 			p.mu.Unlock()
 			if strings.Contains(line, `msg="pushd listening"`) {
+				scheme := "http"
+				if strings.Contains(line, " scheme=https") {
+					scheme = "https"
+				}
 				for _, f := range strings.Fields(line) {
 					if a, ok := strings.CutPrefix(f, "addr="); ok {
-						addr <- a
+						addr <- scheme + "://" + a
 					}
 				}
+			}
+			var j struct{ Msg, Addr, Scheme string }
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &j) == nil && j.Msg == "pushd listening" {
+				addr <- j.Scheme + "://" + j.Addr
 			}
 		}
 	}()
@@ -100,7 +108,7 @@ func startPushd(t *testing.T, args ...string) *proc {
 	})
 	select {
 	case a := <-addr:
-		p.base = "http://" + a
+		p.base = a
 	case <-p.done:
 		t.Fatalf("pushd exited before listening; its log:\n%s", p.log())
 	case <-time.After(30 * time.Second):
@@ -284,7 +292,8 @@ func TestStatus(t *testing.T) {
 		if err := json.Unmarshal([]byte(a.body), &st); err != nil {
 			t.Fatalf("/status JSON: %v: %q", err, a.body)
 		}
-		if st != (push.Stats{Channels: 1, Messages: 3, Published: 3}) {
+		if st.Channels != 1 || st.Messages != 3 || st.Published != 3 || st.Subscribers != 0 || st.Delivered != 0 ||
+			st.PublishLatency.Count != 3 || st.SubscribersByTransport["longpoll"] != 0 {
 			t.Errorf("/status JSON = %+v", st)
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,12 +15,18 @@ import (
 )
 
 // logValue waits until p's log has a line with msg and returns the value of
-// key in it.
+// key in it (text or JSON logs).
 func logValue(t *testing.T, p *proc, msg, key string) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, line := range strings.Split(p.log(), "\n") {
+			var j map[string]any
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &j) == nil && j["msg"] == msg {
+				if v, ok := j[key]; ok {
+					return fmt.Sprint(v)
+				}
+			}
 			if !strings.Contains(line, `msg="`+msg+`"`) {
 				continue
 			}

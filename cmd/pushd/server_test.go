@@ -54,7 +54,7 @@ func TestServerInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, s, pubSrv := newServers(cfg)
+	hub, s, pubSrv := newServers(cfg, nil)
 	if pubSrv != nil {
 		t.Fatal("a publisher server without -pub-addr")
 	}
