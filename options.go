@@ -315,3 +315,22 @@ func (o Options) resolve() (Options, ChannelConfig) {
 	}
 	return o, cfg
 }
+
+// subscriptionEndKey is the context key of the *time.Time an
+// AuthorizeSubscribe hook sets with EndSubscriptionAt.
+type subscriptionEndKey struct{}
+
+// EndSubscriptionAt, called by an AuthorizeSubscribe hook with the request
+// it was given, ends the subscription the hook admits at t (a token's
+// expiry, say). A WebSocket, EventSource or HTTP stream ends at t with the
+// transport's ending for 401 Unauthorized (WebSocket close 1008 "401
+// Unauthorized", EventSource ":401: Unauthorized"), so the client gets a new
+// authorization before it reconnects; a long-poll still held at t is
+// answered as a timeout (TimeoutStatus), and its next request goes through
+// the hook again. Called twice, the earlier time wins. Outside an
+// AuthorizeSubscribe hook it does nothing.
+func EndSubscriptionAt(r *http.Request, t time.Time) {
+	if p, ok := r.Context().Value(subscriptionEndKey{}).(*time.Time); ok && (p.IsZero() || t.Before(*p)) {
+		*p = t
+	}
+}

@@ -79,7 +79,10 @@ var (
 // with. Authorization hooks return it to choose a status other than 403.
 type HTTPError struct {
 	StatusCode int
-	Message    string
+	Message    string // the answer's body
+	// ContentType is the Content-Type of Message. Empty: text/plain;
+	// charset=utf-8.
+	ContentType string
 }
 
 // Error returns the message.

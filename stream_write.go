@@ -253,7 +253,7 @@ func (h *Hub) ended(t Transport, sub *Subscription, err error) {
 	var we *connError
 	switch {
 	case err == nil, err == errPeerGone, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
-		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
+		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout, err == errAuthorizationExpired:
 	case errors.As(err, &we) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)):
 		h.log.Info("push: slow subscriber dropped: a write took longer than the write timeout; it can resume from its last id",
 			"transport", t.String(), "channels", sub.channels, "position", sub.Position(), "error", err)

@@ -36,6 +36,7 @@ type Subscription struct {
 	gaps        int    // how many times messages were found missing
 	gapFrom     string // the position before the latest gap
 	closed      bool
+	until       time.Time // set by EndSubscriptionAt; zero: none
 }
 
 // oneChannelSubscription is a Subscription to one channel with its
