@@ -161,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	applyTransport := addTransportFlags(fs)
+	checkAuth := addAuthFlags(fs, &cfg.Auth)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -168,6 +169,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		} else {
 			fmt.Fprintln(stderr, "Run 'pushd -h' to see every flag.")
 		}
+		return cfg, err
+	}
+	if err := checkAuth(); err != nil {
+		fmt.Fprintf(stderr, "pushd: %v\n", err)
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

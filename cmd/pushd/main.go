@@ -44,6 +44,7 @@ type config struct {
 	Addr            string
 	PubAddr         string // the publisher's own address; "": on Addr
 	Options         push.Options
+	Auth            authConfig // applied to Options by newServers
 	RedisURL        string
 	RedisPrefix     string
 	LogLevel        slog.Level
@@ -189,6 +190,7 @@ func run(args []string, stderr io.Writer) int {
 // cfg.Options.Store is used as given (nil: memory); the caller shuts the
 // Hub down and closes a store it opened.
 func newServers(cfg config) (hub *push.Hub, srv, pubSrv *push.Server) {
+	cfg.Auth.apply(&cfg.Options)
 	hub = push.New(cfg.Options)
 	mux := http.NewServeMux()
 	mux.Handle("/status", statusHandler(hub))
