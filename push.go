@@ -26,6 +26,7 @@ type Hub struct {
 	ownStore bool
 	unwatch  func()
 	log      *slog.Logger
+	presence *presence // nil: no OnSubscribe or OnUnsubscribe
 
 	seed   maphash.Seed
 	shards [hubShards]hubShard
@@ -99,6 +100,9 @@ func New(opts Options) *Hub {
 		h.ownStore = true
 	}
 	h.initConns()
+	if opts.OnSubscribe != nil || opts.OnUnsubscribe != nil {
+		h.presence = newPresence(h)
+	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
@@ -291,6 +295,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
+		}
+		if h.presence != nil {
+			h.presence.close()
 		}
 		h.unwatch()
 		h.batches.Close()

@@ -400,6 +400,7 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
 			s.ensureOut()
 			*s.out = s.f.message(*s.out, m)
 		case err != nil:
+			s.sub.endErr = err
 			s.ensureOut()
 			*s.out = s.f.end(*s.out, err)
 		default:

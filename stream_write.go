@@ -222,6 +222,9 @@ func (s *stream) release(err error, announced bool) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if s.sub.endErr == nil {
+		s.sub.endErr = err
+	}
 	s.sub.Close()
 	if s.conn != nil {
 		cw, ok := s.conn.(interface{ CloseWrite() error })

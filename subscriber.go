@@ -153,6 +153,9 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub.until = until
+	if h.presence != nil {
+		h.presence.subscribed(r, transport, sub)
+	}
 	switch transport { // the streaming transports own sub
 	case TransportWebSocket:
 		h.serveWebSocket(w, r, sub)

@@ -36,7 +36,9 @@ type Subscription struct {
 	gaps        int    // how many times messages were found missing
 	gapFrom     string // the position before the latest gap
 	closed      bool
-	until       time.Time // set by EndSubscriptionAt; zero: none
+	until       time.Time   // set by EndSubscriptionAt; zero: none
+	onClose     func(error) // presence: called by Close with endErr
+	endErr      error       // why the subscription ended, for onClose
 }
 
 // oneChannelSubscription is a Subscription to one channel with its
@@ -355,4 +357,8 @@ func (s *Subscription) Close() {
 		s.hub.store.RemoveSubscriber(context.Background(), s.channels[i])
 	}
 	s.hub.untrack()
+	if f := s.onClose; f != nil {
+		s.onClose = nil
+		f(s.endErr)
+	}
 }

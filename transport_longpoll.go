@@ -57,6 +57,7 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			err = nil // our subscriber timeout, not the client's
 		}
 	}
+	sub.endErr = err
 	defer sub.Close()
 	if ctx.Err() != nil {
 		return // the client is gone
