@@ -193,8 +193,9 @@ func TestPresenceLongPoll(t *testing.T) {
 			e.publish(t, "lp", "m0")
 			p := e.poller(t, "lp")
 			p2 := e.poller(t, "lp") // another subscriber at the same position
-			var last time.Time
+			var last time.Time // when the last request was sent: before its answer
 			for i := range 4 {
+				last = time.Now()
 				if interval {
 					if st, _ := p.poll(); st != 200 && st != 304 {
 						t.Fatalf("poll %d: %d", i, st)
@@ -205,7 +206,6 @@ func TestPresenceLongPoll(t *testing.T) {
 					}
 					e.publish(t, "lp", "m")
 				}
-				last = time.Now()
 				if i == 0 {
 					p2.poll()
 				}
@@ -242,7 +242,7 @@ func TestPresenceLongPoll(t *testing.T) {
 			// The first poller's unsubscribe is the later one.
 			un := gone[1]
 			if un.Time.Before(last.Add(grace)) {
-				t.Errorf("unsubscribe %v after the last answer, before the grace period (%v)", un.Time.Sub(last), grace)
+				t.Errorf("unsubscribe %v after the last request, before the grace period (%v)", un.Time.Sub(last), grace)
 			}
 			if un.Duration < 3*(grace/3) {
 				t.Errorf("duration %v, want at least the polling time", un.Duration)
