@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -87,5 +88,46 @@ func TestTokenKeys(t *testing.T) {
 		if !strings.Contains(stderr.String(), "pushd") {
 			t.Errorf("%v: stderr %q", args, stderr.String())
 		}
+	}
+}
+
+// TestEventURLs: pushd posts subscribe and unsubscribe events, a long-poll
+// subscriber's after -longpoll-grace.
+func TestEventURLs(t *testing.T) {
+	got := make(chan map[string]any, 10)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Error(err)
+		}
+		ev["path"] = r.URL.Path
+		got <- ev
+	}))
+	defer up.Close()
+	p := startPushd(t, "-subscribe-event-url", up.URL+"/on", "-unsubscribe-event-url", up.URL+"/off",
+		"-longpoll-grace", "1s", "-interval-poll", "-subscriber-cookie", "sid")
+	asked := time.Now()
+	if a := do(t, "GET", p.base+"/sub?id=a", "", map[string]string{"Cookie": "sid=s1"}); a.status != 304 {
+		t.Fatalf("poll: %d", a.status)
+	}
+	next := func() map[string]any {
+		select {
+		case ev := <-got:
+			return ev
+		case <-time.After(30 * time.Second):
+			t.Fatal("no event within 30s")
+		}
+		return nil
+	}
+	on := next()
+	if on["path"] != "/on" || on["event"] != "subscribe" || on["key"] != "s1" || on["channel"] != "a" || on["transport"] != "longpoll" {
+		t.Errorf("subscribe event %v", on)
+	}
+	off := next()
+	if off["path"] != "/off" || off["event"] != "unsubscribe" || off["key"] != "s1" || off["reason"] != "left" {
+		t.Errorf("unsubscribe event %v", off)
+	}
+	if time.Since(asked) < time.Second {
+		t.Errorf("unsubscribe within %v, before -longpoll-grace", time.Since(asked))
 	}
 }

@@ -161,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	applyTransport := addTransportFlags(fs)
-	checkAuth := addAuthFlags(fs, &cfg.Auth)
+	checkAuth := addAuthFlags(fs, &cfg.Auth, o)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

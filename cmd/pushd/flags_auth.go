@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushhub/push"
 	"github.com/pushhub/push/pushauth"
+	"github.com/pushhub/push/pushevents"
 )
 
 // authConfig is what the authorization flags set.
@@ -23,11 +24,17 @@ type authConfig struct {
 	SubscribeKey []byte // -subscribe-key
 	PublishKey   []byte // -publish-key
 	Cookie       string // -token-cookie
+
+	SubscribeEventURL   string // -subscribe-event-url
+	UnsubscribeEventURL string // -unsubscribe-event-url
 }
 
 // addAuthFlags defines the authorization flags on fs; check validates
 // them after parsing.
-func addAuthFlags(fs *flag.FlagSet, a *authConfig) (check func() error) {
+func addAuthFlags(fs *flag.FlagSet, a *authConfig, o *push.Options) (check func() error) {
+	var lpGrace time.Duration
+	var subscriberCookie string
+
 	fs.StringVar(&a.SubscribeURL, "auth-url", "", "ask this `URL` before admitting a subscriber (every long-poll request, every stream): a 2xx admits, any other answer is the subscriber's; see docs/auth.md. Empty: everyone is admitted")
 	fs.StringVar(&a.PublishURL, "publish-auth-url", "", "ask this `URL` before every publisher request, as -auth-url does for subscribers. Empty: every publisher is allowed")
 	a.Timeout = pushauth.DefaultUpstreamTimeout
@@ -50,8 +57,21 @@ func addAuthFlags(fs *flag.FlagSet, a *authConfig) (check func() error) {
 	fs.Func("subscribe-key", "HMAC-SHA256 `key` (at least 32 bytes; @file reads it from a file) of the tokens (JWT, HS256) subscribers must present as ?token=, Authorization: Bearer or a cookie; see docs/auth.md. Empty: no token needed", keyFlag(&a.SubscribeKey))
 	fs.Func("publish-key", "HMAC-SHA256 `key` of the tokens publishers must present, as -subscribe-key for subscribers; use another key. Empty: no token needed", keyFlag(&a.PublishKey))
 	fs.StringVar(&a.Cookie, "token-cookie", pushauth.DefaultTokenCookie, "`name` of the cookie a token may come in")
+	fs.StringVar(&a.SubscribeEventURL, "subscribe-event-url", "", "POST a JSON event to this `URL` when a subscriber is admitted (a long-poll subscriber: at its first request); see docs/auth.md. Empty: none")
+	fs.StringVar(&a.UnsubscribeEventURL, "unsubscribe-event-url", "", "POST a JSON event to this `URL` when a subscriber is gone (a long-poll subscriber: -longpoll-grace after its last answer). Empty: none")
+	fs.Func("longpoll-grace", "how long (a `duration`) a long-poll subscriber has to come back after an answer before it counts as gone (default 10s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return errors.New("want a Go duration > 0, like 10s")
+		}
+		lpGrace = d
+		return nil
+	})
+	fs.StringVar(&subscriberCookie, "subscriber-cookie", "", "`name` of a cookie (a session cookie) whose value is the subscriber key in events and tells long-poll subscribers apart. Empty: a random key, long-poll subscribers followed by their position")
 	return func() error {
-		for _, u := range []struct{ flag, url string }{{"-auth-url", a.SubscribeURL}, {"-publish-auth-url", a.PublishURL}} {
+		o.LongPollGrace, o.SubscriberCookie = lpGrace, subscriberCookie
+		for _, u := range []struct{ flag, url string }{{"-auth-url", a.SubscribeURL}, {"-publish-auth-url", a.PublishURL},
+			{"-subscribe-event-url", a.SubscribeEventURL}, {"-unsubscribe-event-url", a.UnsubscribeEventURL}} {
 			if u.url == "" {
 				continue
 			}
@@ -134,4 +154,20 @@ func (a *authConfig) apply(o *push.Options) {
 			return nil
 		}
 	}
+}
+
+// events returns the Sender of the event flags, with o's hooks set, or
+// nil.
+func (a *authConfig) events(o *push.Options) *pushevents.Sender {
+	if a.SubscribeEventURL == "" && a.UnsubscribeEventURL == "" {
+		return nil
+	}
+	s := pushevents.New(pushevents.Config{SubscribeURL: a.SubscribeEventURL, UnsubscribeURL: a.UnsubscribeEventURL, Logger: o.Logger})
+	if a.SubscribeEventURL != "" {
+		o.OnSubscribe = s.Subscribe
+	}
+	if a.UnsubscribeEventURL != "" {
+		o.OnUnsubscribe = s.Unsubscribe
+	}
+	return s
 }

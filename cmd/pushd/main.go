@@ -99,6 +99,18 @@ func run(args []string, stderr io.Writer) int {
 		cfg.Options.Store = store
 		defer store.Close()
 	}
+	if events := cfg.Auth.events(&cfg.Options); events != nil {
+		defer func() { // after the Hub's Shutdown: its last events are sent
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := events.Close(ctx); err != nil {
+				log.Warn("pushd: events not sent by the shutdown timeout were dropped", "error", err)
+			}
+			if n := events.Dropped(); n > 0 {
+				log.Warn("pushd: events dropped", "dropped", n, "sent", events.Sent())
+			}
+		}()
+	}
 	hub, srv, pubSrv := newServers(cfg)
 
 	ln, err := listen(cfg.Addr)
