@@ -380,7 +380,7 @@ func TestTokens(t *testing.T) {
 	subs := &pushauth.Tokens{Key: key}
 	pubKey := []byte("publisher-key-publisher-key-0123")
 	pubs := &pushauth.Tokens{Key: pubKey}
-	_, base := serveHub(t, push.Options{AuthorizeSubscribe: subs.AuthorizeSubscribe, AuthorizePublish: pubs.AuthorizePublish, IntervalPoll: true})
+	hub, base := serveHub(t, push.Options{AuthorizeSubscribe: subs.AuthorizeSubscribe, AuthorizePublish: pubs.AuthorizePublish, IntervalPoll: true})
 	c := client(t)
 	hour := time.Now().Add(time.Hour)
 	good := mint(t, key, pushauth.Claims{Channels: []string{"a", "b"}, Prefix: "login-", Expires: hour})
@@ -416,6 +416,31 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, st, body, tc.status, tc.body)
 		}
 	}
+	// Every transport is refused alike, before it starts.
+	for name, hdr := range map[string][]string{
+		"eventsource": {"Accept", "text/event-stream"},
+		"multipart":   {"Accept", "multipart/mixed"},
+		"chunked":     {"TE", "chunked"},
+	} {
+		for _, q := range []string{"", "&token=" + expired, "&token=" + tampered} {
+			if st, body, _ := get(t, c, base+"/sub?id=a"+q, hdr...); st != 401 || !strings.HasPrefix(body, "Unauthorized: ") {
+				t.Errorf("%s %q: %d %q, want 401", name, q, st, body)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/sub?id=a&token="+other, &websocket.DialOptions{HTTPClient: c})
+	if err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("websocket with a token of another key: %v %v, want 401", resp, err)
+	}
+	if st, body, _ := get(t, c, base+"/sub?id=a&callback=cb"); st != 200 || !strings.Contains(body, "401") {
+		t.Errorf("jsonp without a token: %d %q, want the 401 in JSONP", st, body)
+	}
+	if st, _ := hub.Stats(context.Background()); st.Channels != 3 { // a, b and login-42, by the valid subscribers
+		t.Errorf("%d channels after refused subscribers, want 3", st.Channels)
+	}
+
 	ptok := mint(t, pubKey, pushauth.Claims{Channels: []string{"a"}, Expires: hour})
 	if st := publish(t, c, base+"/pub?id=a", "hi", "Authorization", "Bearer "+ptok); st != http.StatusAccepted {
 		t.Errorf("publish with a token: %d, want 202", st)
