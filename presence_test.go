@@ -193,7 +193,7 @@ func TestPresenceLongPoll(t *testing.T) {
 			e.publish(t, "lp", "m0")
 			p := e.poller(t, "lp")
 			p2 := e.poller(t, "lp") // another subscriber at the same position
-			var last time.Time // when the last request was sent: before its answer
+			var last time.Time      // when the last request was sent: before its answer
 			for i := range 4 {
 				last = time.Now()
 				if interval {
