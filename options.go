@@ -94,6 +94,38 @@ type Options struct {
 	// every subscriber is allowed.
 	AuthorizeSubscribe func(r *http.Request, channels []string) error
 
+	// OnSubscribe, if set, is called when a subscriber is admitted: a
+	// WebSocket, EventSource or HTTP stream when it starts, a long-poll
+	// subscriber at its first request (see LongPollGrace). It is called in
+	// the request's goroutine and must not block: queue the event
+	// (pushevents does). Nil: no subscribe events.
+	OnSubscribe func(SubscriberEvent)
+
+	// OnUnsubscribe, if set, is called when a subscriber is gone: a stream
+	// when it ends, a long-poll subscriber when it has not come back within
+	// LongPollGrace of its last answer, with the same Key as its OnSubscribe
+	// event, after it. It must not block. Nil: no unsubscribe events.
+	OnUnsubscribe func(SubscriberEvent)
+
+	// LongPollGrace is how long after its last answer a long-poll
+	// subscriber has to send its next request before it counts as gone
+	// (OnUnsubscribe, Reason "left"). A request continues a subscriber when
+	// it carries the position of that subscriber's last answer (its
+	// Etag/Last-Modified or ?last_event_id=) for the same channels, or with
+	// SubscriberCookie, the same cookie value. 0 means DefaultLongPollGrace
+	// (10s): longer than a client's re-poll delay, including an
+	// interval-poll client's interval.
+	LongPollGrace time.Duration
+
+	// SubscriberCookie names a cookie whose value is a subscriber's Key in
+	// OnSubscribe and OnUnsubscribe events (a session cookie, say), and
+	// tells long-poll subscribers apart: requests with the same value for
+	// the same channels are one subscriber. Empty, or the cookie missing:
+	// a random Key, and long-poll subscribers are followed by their
+	// position (subscribers at the same position and address are told
+	// apart only by count).
+	SubscriberCookie string
+
 	// Logger receives the Hub's logs. Nil: slog.Default().
 	Logger *slog.Logger
 
@@ -314,4 +346,23 @@ func (o Options) resolve() (Options, ChannelConfig) {
 		o.Logger = slog.Default()
 	}
 	return o, cfg
+}
+
+// subscriptionEndKey is the context key of the *time.Time an
+// AuthorizeSubscribe hook sets with EndSubscriptionAt.
+type subscriptionEndKey struct{}
+
+// EndSubscriptionAt, called by an AuthorizeSubscribe hook with the request
+// it was given, ends the subscription the hook admits at t (a token's
+// expiry, say). A WebSocket, EventSource or HTTP stream ends at t with the
+// transport's ending for 401 Unauthorized (WebSocket close 1008 "401
+// Unauthorized", EventSource ":401: Unauthorized"), so the client gets a new
+// authorization before it reconnects; a long-poll still held at t is
+// answered as a timeout (TimeoutStatus), and its next request goes through
+// the hook again. Called twice, the earlier time wins. Outside an
+// AuthorizeSubscribe hook it does nothing.
+func EndSubscriptionAt(r *http.Request, t time.Time) {
+	if p, ok := r.Context().Value(subscriptionEndKey{}).(*time.Time); ok && (p.IsZero() || t.Before(*p)) {
+		*p = t
+	}
 }

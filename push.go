@@ -26,6 +26,7 @@ type Hub struct {
 	ownStore bool
 	unwatch  func()
 	log      *slog.Logger
+	presence *presence // nil: no OnSubscribe or OnUnsubscribe
 
 	seed   maphash.Seed
 	shards [hubShards]hubShard
@@ -85,7 +86,10 @@ var (
 // with. Authorization hooks return it to choose a status other than 403.
 type HTTPError struct {
 	StatusCode int
-	Message    string
+	Message    string // the answer's body
+	// ContentType is the Content-Type of Message. Empty: text/plain;
+	// charset=utf-8.
+	ContentType string
 }
 
 // Error returns the message.
@@ -102,6 +106,9 @@ func New(opts Options) *Hub {
 		h.ownStore = true
 	}
 	h.initConns()
+	if opts.OnSubscribe != nil || opts.OnUnsubscribe != nil {
+		h.presence = newPresence(h)
+	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
@@ -332,6 +339,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
+		}
+		if h.presence != nil {
+			h.presence.close()
 		}
 		h.unwatch()
 		h.batches.Close()

@@ -147,6 +147,14 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusBadRequest && errors.Is(err, ErrInvalidMessageID) {
 		msg = invalidMessageIDText
 	}
+	if he != nil && he.ContentType != "" {
+		hd := w.Header()
+		hd.Set("Content-Type", he.ContentType)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		w.Write([]byte(msg))
+		return
+	}
 	writeText(w, status, msg)
 }
 

@@ -51,6 +51,10 @@ const closeWait = 5 * time.Second
 // Options.SubscriberTimeout.
 var errSubscriberTimeout = &HTTPError{StatusCode: http.StatusRequestTimeout, Message: "Request Timeout"}
 
+// errAuthorizationExpired ends a stream at the time an AuthorizeSubscribe
+// hook set with EndSubscriptionAt.
+var errAuthorizationExpired = &HTTPError{StatusCode: http.StatusUnauthorized, Message: "Unauthorized: the authorization expired; get a new one and subscribe again."}
+
 // errPeerGone ends a stream whose client closed the connection.
 var errPeerGone = errors.New("push: the subscriber closed the connection")
 
@@ -124,6 +128,7 @@ type stream struct {
 	pingWait  time.Duration // WebSocket: how long a pong may take
 	timed     bool          // pings or a subscriber timeout: keep lastWrite, lastMsg
 	timer     *time.Timer
+	until     time.Time // EndSubscriptionAt; zero: none
 	finished  bool
 
 	// A long-poll: one answer, then the connection goes back to the
@@ -159,7 +164,8 @@ func (h *Hub) newStream(t Transport, sub *Subscription, f framer) *stream {
 	} else {
 		s.slots = make([]int, len(sub.hcs))
 	}
-	s.timed = h.opts.PingInterval > 0 || h.opts.SubscriberTimeout > 0
+	s.until = sub.until
+	s.timed = h.opts.PingInterval > 0 || h.opts.SubscriberTimeout > 0 || !s.until.IsZero()
 	s.running.Store(true) // start runs it first
 	return s
 }
@@ -394,6 +400,7 @@ func (s *stream) stepOnce(ev uint32, mayBlock bool, b *sendBatch) bool {
 			s.ensureOut()
 			*s.out = s.f.message(*s.out, m)
 		case err != nil:
+			s.sub.endErr = err
 			s.ensureOut()
 			*s.out = s.f.end(*s.out, err)
 		default:
@@ -425,6 +432,12 @@ func (s *stream) tick() error {
 	ping, idle := s.hub.opts.PingInterval, s.hub.opts.SubscriberTimeout
 	if idle > 0 && now.Sub(s.lastMsg) >= idle {
 		return errSubscriberTimeout
+	}
+	if !s.until.IsZero() && !now.Before(s.until) {
+		if s.oneShot {
+			return errSubscriberTimeout // a long-poll's next request is authorized again
+		}
+		return errAuthorizationExpired
 	}
 	if !s.pingSent.IsZero() {
 		if s.lastPong.Load() >= s.pingSent.UnixNano() {
@@ -464,6 +477,9 @@ func (s *stream) schedule() {
 	}
 	if !s.pingSent.IsZero() {
 		earliest(s.pingSent.Add(s.pingWait))
+	}
+	if !s.until.IsZero() {
+		earliest(s.until)
 	}
 	if at.IsZero() {
 		return

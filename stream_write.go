@@ -222,10 +222,10 @@ func (s *stream) release(err error, announced bool) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if d := s.sub.dbg; d != nil && !s.oneShot {
-		d.why = err
-		if err == nil {
-			d.why = errPeerGone
+	if s.sub.endErr == nil {
+		s.sub.endErr = err
+		if err == nil && !s.oneShot {
+			s.sub.endErr = errPeerGone // a WebSocket client's close
 		}
 	}
 	s.sub.Close()
@@ -259,7 +259,7 @@ func (h *Hub) ended(t Transport, sub *Subscription, err error) {
 	var we *connError
 	switch {
 	case err == nil, err == errPeerGone, errors.Is(err, context.Canceled), errors.Is(err, ErrChannelDeleted),
-		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout:
+		errors.Is(err, ErrHubClosed), errors.Is(err, ErrConflict), err == errSubscriberTimeout, err == errAuthorizationExpired:
 	case errors.As(err, &we) && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)):
 		h.slowDropped.Add(1)
 		h.log.Info("push: slow subscriber dropped: a write took longer than the write timeout; it can resume from its last id",

@@ -1,9 +1,11 @@
 package push
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 )
 
 const subscriberAllow = "GET, OPTIONS"
@@ -121,9 +123,15 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	var until time.Time // EndSubscriptionAt
 	if h.opts.AuthorizeSubscribe != nil {
-		if err := h.opts.AuthorizeSubscribe(r, channels); err != nil {
+		ar := r.WithContext(context.WithValue(r.Context(), subscriptionEndKey{}, &until))
+		if err := h.opts.AuthorizeSubscribe(ar, channels); err != nil {
 			fail(authError(err))
+			return
+		}
+		if !until.IsZero() && !time.Now().Before(until) {
+			fail(errAuthorizationExpired)
 			return
 		}
 	}
@@ -148,6 +156,10 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub.joined(transport, r)
+	sub.until = until
+	if h.presence != nil {
+		h.presence.subscribed(r, transport, sub)
+	}
 	switch transport { // the streaming transports own sub
 	case TransportWebSocket:
 		h.serveWebSocket(w, r, sub)

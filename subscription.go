@@ -38,15 +38,17 @@ type Subscription struct {
 	gaps        int    // how many times messages were found missing
 	gapFrom     string // the position before the latest gap
 	closed      bool
-	tr          uint8     // transportIndex of a subscriber handler's subscription; 0: Go's
-	dbg         *subDebug // what the leaving line logs; nil unless the log's level is debug
+	tr          uint8       // transportIndex of a subscriber handler's subscription; 0: Go's
+	dbg         *subDebug   // what the leaving line logs; nil unless the log's level is debug
+	until       time.Time   // set by EndSubscriptionAt; zero: none
+	onClose     func(error) // presence: called by Close with endErr
+	endErr      error       // why the subscription ended (a stream's, or errAnswered)
 }
 
 // subDebug is what a subscriber's debug lines say of it.
 type subDebug struct {
 	remote string
 	start  time.Time
-	why    error // why a streaming subscriber ended; nil: a poll answered
 }
 
 // oneChannelSubscription is a Subscription to one channel with its
@@ -368,10 +370,14 @@ func (s *Subscription) Close() {
 	if s.tr != 0 {
 		s.hub.byTransport[s.tr].Add(-1)
 	}
+	if f := s.onClose; f != nil {
+		s.onClose = nil
+		f(s.endErr)
+	}
 	if d := s.dbg; d != nil {
 		why := "answered"
-		if d.why != nil {
-			why = d.why.Error()
+		if s.endErr != nil && s.endErr != errAnswered {
+			why = s.endErr.Error()
 		}
 		s.hub.log.Debug("push: subscriber left", "transport", transportNames[s.tr-1].name,
 			"channels", s.channels, "remote", d.remote, "duration", time.Since(d.start), "why", why)

@@ -33,6 +33,11 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			waitCtx, cancel = context.WithTimeout(ctx, t)
 			defer cancel()
 		}
+		if !sub.until.IsZero() { // EndSubscriptionAt: answered as a timeout
+			var cancel context.CancelFunc
+			waitCtx, cancel = context.WithDeadline(waitCtx, sub.until)
+			defer cancel()
+		}
 		if hc != nil {
 			t := time.NewTimer(parkAfter)
 			var fired bool
@@ -52,6 +57,7 @@ func (h *Hub) serveLongPoll(w http.ResponseWriter, r *http.Request, sub *Subscri
 			err = nil // our subscriber timeout, not the client's
 		}
 	}
+	sub.endErr = err
 	defer sub.Close()
 	if ctx.Err() != nil {
 		return // the client is gone

@@ -194,6 +194,8 @@ func wsCloseFor(err error) (int, string, bool) {
 		return wsGoingAway, "503 Service Unavailable", true
 	case err == errSubscriberTimeout:
 		return wsNormalClosure, "408 Request Timeout", true
+	case err == errAuthorizationExpired:
+		return wsPolicyViolation, "401 Unauthorized", true
 	case errors.Is(err, ErrConflict):
 		return wsNormalClosure, "409 Conflict", true
 	}

@@ -181,6 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.Version, "version", false, "print pushd's version and VCS revision, and exit")
 	fs.StringVar(&cfg.Check, "check", "", "GET this `URL` (such as http://127.0.0.1:8080/healthz), exit 0 on 200 and 1 otherwise, and serve nothing: a health check for images without curl (https is not verified: meant for the process's own loopback address)")
 	applyTransport := addTransportFlags(fs)
+	checkAuth := addAuthFlags(fs, &cfg.Auth, o)
 	envErr := setFromEnv(fs, os.LookupEnv)
 
 	if envErr != nil {
@@ -204,6 +205,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.PubTLSCert != "" && cfg.PubAddr == "" {
 		fmt.Fprintln(stderr, "pushd: -pub-tls-cert needs -pub-addr: without it the publisher is on -addr, which -tls-cert covers.")
 		return cfg, errors.New("-pub-tls-cert without -pub-addr")
+	}
+	if err := checkAuth(); err != nil {
+		fmt.Fprintf(stderr, "pushd: %v\n", err)
+		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pushd: unexpected argument %q: pushd takes flags only. Run 'pushd -h' to see every flag.\n", fs.Arg(0))

@@ -50,6 +50,7 @@ type config struct {
 	Addr            string
 	PubAddr         string // the publisher's own address; "": on Addr
 	Options         push.Options
+	Auth            authConfig // applied to Options by newServers
 	RedisURL        string
 	RedisPrefix     string
 	LogLevel        slog.Level
@@ -136,6 +137,18 @@ func run(args []string, stderr io.Writer) int {
 	if store != nil {
 		cfg.Options.Store = store
 		defer store.Close()
+	}
+	if events := cfg.Auth.events(&cfg.Options); events != nil {
+		defer func() { // after the Hub's Shutdown: its last events are sent
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := events.Close(ctx); err != nil {
+				log.Warn("pushd: events not sent by the shutdown timeout were dropped", "error", err)
+			}
+			if n := events.Dropped(); n > 0 {
+				log.Warn("pushd: events dropped", "dropped", n, "sent", events.Sent())
+			}
+		}()
 	}
 	ready := &readiness{store: store}
 	hub, srv, pubSrv := newServers(cfg, ready)
@@ -258,6 +271,7 @@ func run(args []string, stderr io.Writer) int {
 // cfg.Options.Store is used as given (nil: memory); the caller shuts the
 // Hub down and closes a store it opened.
 func newServers(cfg config, ready *readiness) (hub *push.Hub, srv, pubSrv *push.Server) {
+	cfg.Auth.apply(&cfg.Options)
 	hub = push.New(cfg.Options)
 	if ready == nil {
 		ready = &readiness{}
