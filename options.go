@@ -70,11 +70,20 @@ type Options struct {
 	// 0 means 1024.
 	MaxChannelIDLength int
 
-	// ChannelIDs extracts the channel ids from a request. Nil: every "id"
-	// query argument (?id=a&id=b). Returning no ids answers 404 "No channel
-	// id provided."; a returned error answers 400 with its text (or the
-	// status of an *HTTPError).
+	// ChannelIDs extracts the channel ids from a subscriber request
+	// (SubscribeHandler). Nil: every "id" query argument (?id=a&id=b).
+	// Returning no ids answers 404 "No channel id provided."; a returned
+	// error answers 400 with its text (or the status of an *HTTPError).
+	// It does not steer the publisher: see PublisherChannelIDs.
 	ChannelIDs func(r *http.Request) ([]string, error)
+
+	// PublisherChannelIDs extracts the channel ids from a publisher request
+	// (PublishHandler), answered as for ChannelIDs. Nil: every "id" query
+	// argument, whatever ChannelIDs does, so subscribers may take their
+	// channel from a route (/events/{room}) while the publisher stays at
+	// /pub?id=room. An app that names channels the same way on both sets
+	// both fields to one function.
+	PublisherChannelIDs func(r *http.Request) ([]string, error)
 
 	// AllowedOrigins lists the origins allowed to make cross-origin requests
 	// (S11), as "https://example.com" or patterns like "https://*.example.com";

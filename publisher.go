@@ -61,7 +61,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
-	ids, err := h.channelIDs(r)
+	ids, err := h.channelIDs(r, true)
 	if err == nil && len(ids) > 1 {
 		err = &HTTPError{StatusCode: http.StatusBadRequest, Message: "Publish to one channel at a time."}
 	}

@@ -111,7 +111,7 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, err)
 	}
-	channels, err := h.channelIDs(r)
+	channels, err := h.channelIDs(r, false)
 	if err != nil {
 		fail(err)
 		return

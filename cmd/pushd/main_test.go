@@ -207,9 +207,8 @@ func waitSubscribers(t *testing.T, p *proc, n int) {
 }
 
 func TestPublishLongPollResume(t *testing.T) {
-	// NHPM walking, one message per answer: catch-up (on by default)
-	// would answer the fresh subscriber below with both messages at once.
-	p := startPushd(t, "-longpoll-catchup=false")
+	// NHPM walking, one message per answer: pushd's default.
+	p := startPushd(t)
 	sub := p.base + "/sub?id=news"
 
 	// A subscriber held before anything is published gets the message.
