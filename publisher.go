@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,16 +63,25 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids, err := h.channelIDs(r, true)
-	if err == nil && len(ids) > 1 {
-		err = &HTTPError{StatusCode: http.StatusBadRequest, Message: "Publish to one channel at a time."}
+	publishes := r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes)
+	if err == nil && len(ids) > 1 && (!publishes || isWebSocket(r)) {
+		err = &HTTPError{StatusCode: http.StatusBadRequest,
+			Message: "Name one channel: only a POST (publishing) may name several."}
 	}
 	if err == nil && h.opts.AuthorizePublish != nil {
-		if aerr := h.opts.AuthorizePublish(r, ids[0]); aerr != nil {
-			err = authError(aerr)
+		for _, id := range ids {
+			if aerr := h.opts.AuthorizePublish(r, id); aerr != nil {
+				err = authError(aerr)
+				break
+			}
 		}
 	}
 	if err != nil {
 		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
+		return
+	}
+	if len(ids) > 1 {
+		h.publishMany(w, r, callback, uniqueIDs(ids))
 		return
 	}
 	channel := ids[0]
@@ -83,7 +93,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	var info ChannelInfo
 	status := http.StatusOK
 	switch {
-	case r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes):
+	case publishes:
 		var msg *Message
 		if msg, err = h.readMessage(w, r); err == nil {
 			if _, info, err = h.publish(ctx, channel, msg); err == nil {
@@ -101,6 +111,36 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		info, err = h.store.ChannelInfo(ctx, channel)
 	}
 	h.answerPublisher(w, r, callback, status, info, err)
+}
+
+// publishMany answers a POST naming several channels (P9): the message is
+// stored in each, each with that channel's own id; 201 when any channel
+// had a subscriber, else 202; the body holds every channel's info.
+func (h *Hub) publishMany(w http.ResponseWriter, r *http.Request, callback string, ids []string) {
+	msg, err := h.readMessage(w, r)
+	var infos []ChannelInfo
+	if err == nil {
+		infos, err = h.publishEach(r.Context(), ids, msg)
+	}
+	if err != nil {
+		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
+		return
+	}
+	status := http.StatusAccepted
+	for _, info := range infos {
+		if info.Subscribers > 0 {
+			status = http.StatusCreated
+		}
+	}
+	now := time.Now()
+	if callback != "" {
+		writeJSONP(w, jsonpWrap(callback, formatInfos(ids, infos, infoJSON, now)))
+		return
+	}
+	format, mediaType := negotiateInfo(headerValue(r.Header, "Accept"))
+	w.Header()["Content-Type"] = infoContentType[mediaType]
+	w.WriteHeader(status)
+	w.Write(formatInfos(ids, infos, format, now))
 }
 
 // readMessage reads the request body as a message, enforcing MaxMessageSize.
@@ -258,4 +298,16 @@ func errorText(err error) string {
 		return http.StatusText(s)
 	}
 	return err.Error()
+}
+
+// uniqueIDs returns ids without repeats, in their first order: a channel
+// named twice gets the message once.
+func uniqueIDs(ids []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -544,7 +544,9 @@ func TestSpecCustomChannelIDs(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, r.Status, "%s: the app's ids are validated too", path)
 	}
 	r = do(http.MethodPost, "/pub", "two channels", []byte("x"))
-	require.Equal(t, http.StatusBadRequest, r.Status, "one channel per publish")
+	require.Equal(t, http.StatusAccepted, r.Status, "a publish to two channels (P9)")
+	r = do(http.MethodGet, "/pub", "two channels", nil)
+	require.Equal(t, http.StatusBadRequest, r.Status, "GET names one channel")
 }
 
 // Options.ChannelIDs steers subscribers only: an app that takes its
