@@ -135,6 +135,19 @@ type Options struct {
 	// parses it. False: one message per answer (NHPM).
 	LongPollCatchUp bool
 
+	// RestyPush speaks OpenResty resty.push's dialect to its clients, so
+	// their pages and back ends work unchanged (P10): a publisher POST
+	// whose body is a form (application/x-www-form-urlencoded) publishes
+	// its field "data" as a text/plain message, and a POST that is a form
+	// or has ?callback= is answered {"status":1} (callback({"status":1});
+	// with ?callback=), Content-Type text/javascript;charset=UTF-8, or on
+	// failure {"status":0,"tips":"why"}. A JSONP subscriber gets
+	// callback("<the message as a JSON string>"); and on SubscriberTimeout
+	// callback("{\"status\":1,\"tips\":\"timeout\"}"); and one that names no
+	// position waits for the next message instead of starting at the
+	// oldest buffered one. False: push's own protocol (S9, P1-P9).
+	RestyPush bool
+
 	// WebSocketReadLimit is the largest WebSocket message read from a
 	// client, in bytes; a larger one closes the connection with 1009. 0
 	// means MaxMessageSize.

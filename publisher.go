@@ -64,6 +64,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	ids, err := h.channelIDs(r, true)
 	publishes := r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes)
+	resty := h.opts.RestyPush && publishes && (callback != "" || isForm(r))
 	if err == nil && len(ids) > 1 && (!publishes || isWebSocket(r)) {
 		err = &HTTPError{StatusCode: http.StatusBadRequest,
 			Message: "Name one channel: only a POST (publishing) may name several."}
@@ -77,11 +78,15 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
+		if resty {
+			answerResty(w, callback, err)
+			return
+		}
 		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
 		return
 	}
 	if len(ids) > 1 {
-		h.publishMany(w, r, callback, uniqueIDs(ids))
+		h.publishMany(w, r, callback, uniqueIDs(ids), resty)
 		return
 	}
 	channel := ids[0]
@@ -110,17 +115,26 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	default: // GET, HEAD
 		info, err = h.store.ChannelInfo(ctx, channel)
 	}
+	if resty {
+		answerResty(w, callback, err)
+		return
+	}
 	h.answerPublisher(w, r, callback, status, info, err)
 }
 
 // publishMany answers a POST naming several channels (P9): the message is
 // stored in each, each with that channel's own id; 201 when any channel
 // had a subscriber, else 202; the body holds every channel's info.
-func (h *Hub) publishMany(w http.ResponseWriter, r *http.Request, callback string, ids []string) {
+// With resty set it answers in resty.push's shape.
+func (h *Hub) publishMany(w http.ResponseWriter, r *http.Request, callback string, ids []string, resty bool) {
 	msg, err := h.readMessage(w, r)
 	var infos []ChannelInfo
 	if err == nil {
 		infos, err = h.publishEach(r.Context(), ids, msg)
+	}
+	if resty {
+		answerResty(w, callback, err)
+		return
 	}
 	if err != nil {
 		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
@@ -167,6 +181,9 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	}
 	if msg.Data == nil {
 		msg.Data = []byte{}
+	}
+	if h.opts.RestyPush && isForm(r) {
+		return restyMessage(msg)
 	}
 	return msg, nil
 }

@@ -117,6 +117,9 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pos, err := requestPosition(r, len(channels))
+	if err == nil && h.opts.RestyPush && transport == TransportJSONP && pos.isZero() {
+		pos, err = h.newestPosition(r.Context(), channels)
+	}
 	if err != nil {
 		fail(err)
 		return

@@ -67,6 +67,8 @@ func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback 
 		h.endLongPoll(w, sub, callback, err)
 	case m == nil:
 		h.timeoutLongPoll(w, sub, callback)
+	case callback != "" && h.opts.RestyPush:
+		writeResty(w, http.StatusOK, restyString(callback, m.Data))
 	case callback != "":
 		var body []byte
 		if len(sub.channels) == 1 {
@@ -169,6 +171,10 @@ func setPositionHeaders(hd http.Header, sub *Subscription) {
 // TimeoutStatus (304 by default) with the position, so the client re-polls
 // from where it was.
 func (h *Hub) timeoutLongPoll(w http.ResponseWriter, sub *Subscription, callback string) {
+	if callback != "" && h.opts.RestyPush {
+		writeResty(w, http.StatusOK, restyString(callback, []byte(restyTimeout)))
+		return
+	}
 	if callback != "" {
 		writeJSONP(w, jsonpTimeout(callback, sub.Position()))
 		return

@@ -106,6 +106,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
+	fs.Func("compat", "client `dialect` spoken besides push's own protocol: none, or resty (OpenResty resty.push: a form's field data is the message, publishes answer {\"status\":1}, JSONP subscribers get cb(\"<message>\"); see docs/resty.md) (default none)", func(s string) error {
+		switch s {
+		case "none":
+			o.RestyPush = false
+		case "resty":
+			o.RestyPush = true
+		default:
+			return errors.New("want none or resty")
+		}
+		return nil
+	})
 	fs.Func("put", "what PUT on /pub does (`mode`): create (create the channel, publish nothing) or publish (like POST) (default create)", func(s string) error {
 		switch s {
 		case "create":

@@ -444,3 +444,40 @@ func TestIDCarriersDefaults(t *testing.T) {
 		t.Errorf("bare If-None-Match + Last-Event-ID: %d %q, want 200 \"second\"", a.status, a.body)
 	}
 }
+
+// TestRestyCompat: resty.push's calls against pushd -compat resty: a form
+// POST with field data to two channels answers cb({"status":1});, a JSONP
+// subscriber gets cb("<message>"); and on timeout the tips string. Then
+// examples/resty_client.py, the runnable client the docs show, makes the
+// same calls (skipped without python3).
+func TestRestyCompat(t *testing.T) {
+	p := startPushd(t, "-compat", "resty", "-subscriber-timeout", "300ms")
+	held := longPoll(p.base+"/sub?id=2&callback=cb", nil)
+	waitSubscribers(t, p, 1)
+	a := do(t, "POST", p.base+"/pub?id=1&id=2&callback=cb", "data=hi+there%21",
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if a.status != 200 || a.body != `cb({"status":1});` || a.header.Get("Content-Type") != "text/javascript;charset=UTF-8" {
+		t.Fatalf("publish: %d %q %q", a.status, a.body, a.header.Get("Content-Type"))
+	}
+	if got := <-held; got.err != nil || got.body != `cb("hi there!");` {
+		t.Fatalf("JSONP subscriber: %q %v", got.body, got.err)
+	}
+	if got := do(t, "GET", p.base+"/sub?id=1&callback=cb", "", nil); got.body != `cb("{\"status\":1,\"tips\":\"timeout\"}");` {
+		t.Fatalf("timeout: %q", got.body)
+	}
+
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found: examples/resty_client.py not run")
+	}
+	out, err := exec.Command(python, "../../examples/resty_client.py", p.base, "5", "6").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resty_client.py: %v\n%s", err, out)
+	}
+	want := "publish: text/javascript;charset=UTF-8 cb({\"status\":1});\n" +
+		"subscribe: text/javascript;charset=UTF-8 \"hello from resty.push\"\n" +
+		"subscribe again: text/javascript;charset=UTF-8 \"{\\\"status\\\":1,\\\"tips\\\":\\\"timeout\\\"}\"\n"
+	if string(out) != want {
+		t.Errorf("resty_client.py printed\n%s\nwant\n%s", out, want)
+	}
+}
