@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // wsMetaProtocol is Nchan's subprotocol: frames carry the id and content
@@ -86,6 +87,7 @@ const (
 	wsProtocolError   = 1002
 	wsPolicyViolation = 1008
 	wsMessageTooBig   = 1009
+	wsInvalidPayload  = 1007
 	wsInternalError   = 1011
 )
 
@@ -208,8 +210,11 @@ type wsFramer struct {
 	multi bool
 }
 
+// wsOpcode is the frame type of m: binary for application/octet-stream
+// and for any message that is not valid UTF-8 (a browser fails a
+// connection whose text frame is not, RFC 6455 8.1), text otherwise.
 func wsOpcode(m *Message) byte {
-	if m.ContentType == "application/octet-stream" {
+	if m.ContentType == "application/octet-stream" || !utf8.Valid(m.Data) || !utf8.ValidString(m.ContentType) {
 		return wsBinary
 	}
 	return wsText

@@ -3,7 +3,9 @@ package push
 import (
 	"encoding/binary"
 	"net"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // wsPeer receives what a wsReader reads from a WebSocket client.
@@ -65,6 +67,8 @@ type wsReader struct {
 	size      int64  // the data message's size so far
 	inMessage bool
 	closing   bool
+	pending   [3]byte // the start of a character split across frames or reads
+	pn        uint8   // bytes in pending
 }
 
 // headerLen is the length of the frame header being read, as far as its
@@ -110,7 +114,17 @@ func (r *wsReader) feed(p []byte) bool {
 			case r.op >= wsClose:
 				r.ctl = r.unmask(r.ctl, p[:n])
 			case r.collect:
+				start := len(r.data)
 				r.data = r.unmask(r.data, p[:n])
+				if r.msgOp == wsText && !r.validUTF8(r.data[start:]) {
+					return r.fail(wsInvalidPayload, "invalid UTF-8 in a text message")
+				}
+			case r.msgOp == wsText:
+				// Discarded, but checked: a text message must be UTF-8
+				// (RFC 6455 8.1).
+				if !r.checkText(p[:n]) {
+					return r.fail(wsInvalidPayload, "invalid UTF-8 in a text message")
+				}
 			}
 			p = p[n:]
 			if r.remain -= int64(n); r.remain > 0 {
@@ -134,6 +148,63 @@ func (r *wsReader) unmask(b, p []byte) []byte {
 	return b
 }
 
+// checkText unmasks masked text bytes p piece by piece into a small
+// buffer (p is left as it is) and checks that they continue valid UTF-8.
+func (r *wsReader) checkText(p []byte) bool {
+	var c [64]byte
+	for len(p) > 0 {
+		n := copy(c[:], p)
+		for i := range n {
+			c[i] ^= r.mask[r.mpos&3]
+			r.mpos++
+		}
+		if !r.validUTF8(c[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+// validUTF8 checks the next bytes of a text message, which may end inside
+// a character (its first bytes are kept for the next call); the message's
+// end checks that nothing is left over.
+func (r *wsReader) validUTF8(p []byte) bool {
+	for r.pn > 0 && len(p) > 0 {
+		var c [utf8.UTFMax]byte
+		n := copy(c[:], r.pending[:r.pn])
+		k := copy(c[n:], p)
+		if !utf8.FullRune(c[:n+k]) {
+			r.pn = uint8(copy(r.pending[:], c[:n+k]))
+			return true
+		}
+		_, size := utf8.DecodeRune(c[:n+k])
+		if size <= n || !utf8.Valid(c[:size]) { // invalid, or not valid with the new bytes
+			return false
+		}
+		p, r.pn = p[size-n:], 0
+	}
+	if len(p) == 0 {
+		return true // pending, if any, waits for more
+	}
+	// Keep an unfinished character at the end for the next bytes.
+	i := len(p)
+	for j := len(p) - 1; j >= 0 && j >= len(p)-3; j-- {
+		if !utf8.RuneStart(p[j]) {
+			continue
+		}
+		if !utf8.FullRune(p[j:]) {
+			i = j
+		}
+		break
+	}
+	if !utf8.Valid(p[:i]) {
+		return false
+	}
+	r.pn = uint8(copy(r.pending[:], p[i:]))
+	return true
+}
+
 // startFrame checks the header just read.
 func (r *wsReader) startFrame() bool {
 	h := r.hdr[:r.hn]
@@ -151,6 +222,8 @@ func (r *wsReader) startFrame() bool {
 	switch {
 	case n < 0:
 		return r.fail(wsProtocolError, "bad frame length")
+	case r.op > wsPong:
+		return r.fail(wsProtocolError, "unknown opcode")
 	case r.op >= wsClose:
 		if n > 125 || !r.fin {
 			return r.fail(wsProtocolError, "bad control frame")
@@ -186,21 +259,56 @@ func (r *wsReader) endFrame() bool {
 	case wsClose:
 		if !r.closing {
 			r.closing = true
-			if len(r.ctl) >= 2 {
-				r.peer.wsClose(appendWSClose(nil, int(binary.BigEndian.Uint16(r.ctl)), ""))
-			} else {
-				r.peer.wsClose(appendWSHeader(nil, wsClose, 0))
-			}
+			r.peer.wsClose(closeReply(r.ctl))
 		}
 	default: // data
 		if r.fin {
 			r.inMessage = false
-			if r.collect {
+			if r.msgOp == wsText && r.pn > 0 {
+				r.pn = 0
+				return r.fail(wsInvalidPayload, "a text message ends inside a UTF-8 character")
+			}
+			if r.collect && !r.closing { // nothing counts after a close (RFC 6455 5.5.1)
 				return r.peer.wsMessage(r.msgOp, r.data)
 			}
 		}
 	}
 	return true
+}
+
+// closeReply is the close frame that answers a client's close frame with
+// payload p (RFC 6455 5.5.1, 7.4): none, an empty one; a valid code with a
+// UTF-8 reason, that code; a one-byte payload or a code no endpoint may
+// send (below 1000, 1004-1006, 1015, 1016-2999), 1002; a reason that is not
+// UTF-8, 1007.
+func closeReply(p []byte) []byte {
+	switch {
+	case len(p) == 0:
+		return appendWSHeader(nil, wsClose, 0)
+	case len(p) == 1:
+		return appendWSClose(nil, wsProtocolError, "a close payload of one byte")
+	}
+	code := int(binary.BigEndian.Uint16(p))
+	if !validCloseCode(code) {
+		return appendWSClose(nil, wsProtocolError, "invalid close code "+strconv.Itoa(code))
+	}
+	if !utf8.Valid(p[2:]) {
+		return appendWSClose(nil, wsInvalidPayload, "close reason is not UTF-8")
+	}
+	return appendWSClose(nil, code, "")
+}
+
+// validCloseCode reports whether an endpoint may send code in a close
+// frame (RFC 6455 7.4.1, 7.4.2, and the IANA registry: 1012-1014 are
+// registered; 1004, 1005, 1006 and 1015 are reserved, never sent).
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 // fail asks for a close with code and reason; the reader stops.

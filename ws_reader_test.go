@@ -3,6 +3,7 @@ package push
 import (
 	"encoding/binary"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -140,4 +141,22 @@ func FuzzWSReader(f *testing.F) {
 			t.Fatal("the reader stopped without asking for a close")
 		}
 	})
+}
+
+// The streaming UTF-8 check agrees with utf8.Valid however a text message
+// is split, for valid and invalid sequences alike.
+func TestWSReaderUTF8Splits(t *testing.T) {
+	for _, s := range []string{
+		"", "a", "µ", "€", "𝄞", "a€b𝄞c", "\xff", "\xce", "\xe2\x82", "\xf0\x9d\x84", "\xc0\xaf",
+		"\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xe2\x82", "€\x80", "\xe2\x82\xe2\x82\xac", "a\xf0\x9d\x84\x9e\xf0",
+	} {
+		for cut1 := 0; cut1 <= len(s); cut1++ {
+			for cut2 := cut1; cut2 <= len(s); cut2++ {
+				r := &wsReader{}
+				ok := r.validUTF8([]byte(s[:cut1])) && r.validUTF8([]byte(s[cut1:cut2])) &&
+					r.validUTF8([]byte(s[cut2:])) && r.pn == 0
+				assert.Equal(t, utf8.ValidString(s), ok, "%q cut at %d and %d", s, cut1, cut2)
+			}
+		}
+	}
 }
