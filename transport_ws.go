@@ -53,10 +53,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 // store errors. A peer that does not answer a ping within WriteTimeout, or
 // does not take a batch of frames within it, is disconnected.
 //
-// The server side of the protocol is ours rather than coder/websocket's,
-// which keeps two goroutines and 8 KiB of buffers per connection: an idle
-// subscriber here is a stream (see stream.go) with one small reader
-// goroutine. serveWebSocket owns sub.
+// The client's frames are read with gobwas/ws (see ws_reader.go for why
+// not coder/websocket, with the figures); the Hub writes its own frames,
+// encoded once per message and shared by every subscriber: an idle
+// subscriber is a stream (see stream.go) with one small reader goroutine.
+// serveWebSocket owns sub.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscription) {
 	c, preamble, buffered, proto, ok := wsUpgrade(w, r, wsMetaProtocol)
 	if !ok {
