@@ -48,6 +48,7 @@ const (
 	framingMultipartBody   // without Last-Modified/Etag, for compound ids
 	framingLongPollPart    // a part of a long-poll catch-up answer, without its id
 	framingLongPollPartID  // the same with Last-Modified and Etag (one channel)
+	framingWSOpcode        // one byte: the WebSocket frame type (wsOpcode)
 	numFramings
 )
 

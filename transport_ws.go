@@ -214,11 +214,14 @@ type wsFramer struct {
 // wsOpcode is the frame type of m: binary for application/octet-stream
 // and for any message that is not valid UTF-8 (a browser fails a
 // connection whose text frame is not, RFC 6455 8.1), text otherwise.
+// It is worked out once per message.
 func wsOpcode(m *Message) byte {
-	if m.ContentType == "application/octet-stream" || !utf8.Valid(m.Data) || !utf8.ValidString(m.ContentType) {
-		return wsBinary
-	}
-	return wsText
+	return m.encoded(framingWSOpcode, func(m *Message) []byte {
+		if m.ContentType == "application/octet-stream" || !utf8.Valid(m.Data) || !utf8.ValidString(m.ContentType) {
+			return []byte{wsBinary}
+		}
+		return []byte{wsText}
+	})[0]
 }
 
 func (f *wsFramer) message(b []byte, m *Message) []byte {
