@@ -1,6 +1,8 @@
 package push
 
 import (
+	"encoding/json"
+	"encoding/xml"
 	"strconv"
 	"strings"
 	"time"
@@ -116,4 +118,79 @@ func appendInfo(b []byte, info ChannelInfo, f infoFormat, now time.Time) []byte 
 	b = append(b, t[3]...)
 	b = info.LastMessageID.appendText(b)
 	return append(b, t[4]...)
+}
+
+// formatInfos encodes the infos of several channels (a publish to several,
+// P9) in format f: plain text blocks each headed "channel: ID" and
+// separated by an empty line; a JSON array of objects with a "channel"
+// field; an XML <channels> list of <channel> elements with an <id>; a YAML
+// list of mappings with a "channel" key.
+func formatInfos(ids []string, infos []ChannelInfo, f infoFormat, now time.Time) []byte {
+	b := make([]byte, 0, 160*len(infos))
+	switch f {
+	case infoJSON:
+		b = append(b, '[')
+	case infoXML:
+		b = append(b, "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\r\n<channels>\r\n"...)
+	case infoYAML:
+		b = append(b, "---\r\n"...)
+	}
+	for i, info := range infos {
+		quoted, _ := json.Marshal(ids[i]) // a JSON string is a YAML double-quoted scalar too
+		switch f {
+		case infoPlain:
+			if i > 0 {
+				b = append(b, "\r\n\r\n"...)
+			}
+			b = append(b, "channel: "...)
+			b = append(b, ids[i]...)
+			b = append(b, "\r\n"...)
+			b = appendInfo(b, info, f, now)
+		case infoJSON:
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, `{"channel": `...)
+			b = append(b, quoted...)
+			b = append(b, ", "...)
+			b = append(b, appendInfo(nil, info, f, now)[1:]...) // without its "{"
+		case infoXML:
+			var id strings.Builder
+			xml.EscapeText(&id, []byte(ids[i]))
+			b = append(b, "  <channel>\r\n    <id>"...)
+			b = append(b, id.String()...)
+			b = append(b, "</id>\r\n    <messages>"...)
+			b = appendInfoValues(b, info, now, "</messages>\r\n    <requested>", "</requested>\r\n    <subscribers>",
+				"</subscribers>\r\n    <last_message_id>", "</last_message_id>\r\n  </channel>\r\n")
+		case infoYAML:
+			b = append(b, "- channel: "...)
+			b = append(b, quoted...)
+			b = append(b, "\r\n  messages: "...)
+			b = appendInfoValues(b, info, now, "\r\n  requested: ", "\r\n  subscribers: ", "\r\n  last_message_id: \"", "\"\r\n")
+		}
+	}
+	switch f {
+	case infoJSON:
+		b = append(b, ']')
+	case infoXML:
+		b = append(b, "</channels>\r\n"...)
+	}
+	return b
+}
+
+// appendInfoValues appends the four values of info, each followed by the
+// text given for it.
+func appendInfoValues(b []byte, info ChannelInfo, now time.Time, afterMessages, afterRequested, afterSubscribers, afterID string) []byte {
+	requested := int64(-1)
+	if !info.LastRequested.IsZero() {
+		requested = max(int64(now.Sub(info.LastRequested)/time.Second), 0)
+	}
+	b = strconv.AppendInt(b, int64(info.Messages), 10)
+	b = append(b, afterMessages...)
+	b = strconv.AppendInt(b, requested, 10)
+	b = append(b, afterRequested...)
+	b = strconv.AppendInt(b, int64(info.Subscribers), 10)
+	b = append(b, afterSubscribers...)
+	b = info.LastMessageID.appendText(b)
+	return append(b, afterID...)
 }

@@ -51,7 +51,7 @@ func (h *Hub) initConns() {
 	// When no hook sees requests, nothing outside the Hub keeps one after
 	// its answer; with a Store in memory too, no publish waits on the
 	// network, and the publisher ring may serve publishers.
-	noHooks := h.opts.ChannelIDs == nil && h.opts.AuthorizePublish == nil && h.opts.AuthorizeSubscribe == nil
+	noHooks := h.opts.ChannelIDs == nil && h.opts.PublisherChannelIDs == nil && h.opts.AuthorizePublish == nil && h.opts.AuthorizeSubscribe == nil
 	h.conns = &hubConns{
 		WriteTimeout:    max(h.opts.WriteTimeout, 0),
 		RequestTimeout:  max(h.opts.RequestTimeout, 0),

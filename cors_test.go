@@ -25,7 +25,7 @@ func specRequireCORS(t *testing.T, r specResp, origin, what string) {
 	t.Helper()
 	require.Equal(t, origin, r.Header.Get("Access-Control-Allow-Origin"), what)
 	require.Equal(t, "true", r.Header.Get("Access-Control-Allow-Credentials"), what)
-	require.ElementsMatch(t, []string{"last-modified", "etag", "content-type"},
+	require.ElementsMatch(t, []string{"last-modified", "etag", "content-type", "x-push-missed"},
 		specHeaderTokens(r.Header.Get("Access-Control-Expose-Headers")), what)
 }
 

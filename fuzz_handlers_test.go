@@ -224,7 +224,7 @@ func FuzzHandlers(f *testing.F) {
 		// What the request carries, read before the handler consumes it.
 		q := r.URL.Query()
 		callback, hasCallback := q.Get("callback"), q.Has("callback")
-		ids, idsErr := h.channelIDs(r)
+		ids, idsErr := h.channelIDs(r, pub)
 		reqPos, posErr := requestPosition(r, max(len(ids), 1))
 		originOK := h.checkOrigin(r) != originRefused
 

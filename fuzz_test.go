@@ -378,14 +378,14 @@ func FuzzChannelIDs(f *testing.F) {
 		for _, ids := range [][]string{{a}, {a, b}} {
 			r := &http.Request{Method: http.MethodGet, Host: "example.com", Header: http.Header{},
 				URL: &url.URL{Path: "/sub", RawQuery: url.Values{"id": ids}.Encode()}}
-			got, err := hh.channelIDs(r)
+			got, err := hh.channelIDs(r, false)
 			fzCheckChannelIDs(t, hh, ids, got, err)
 		}
 		// A raw query, as it comes off the wire.
 		r := &http.Request{Method: http.MethodGet, Host: "example.com", Header: http.Header{},
 			URL: &url.URL{Path: "/sub", RawQuery: rawQuery}}
 		want := r.URL.Query()["id"]
-		got, err := hh.channelIDs(r)
+		got, err := hh.channelIDs(r, false)
 		fzCheckChannelIDs(t, hh, want, got, err)
 	})
 }

@@ -41,6 +41,14 @@ func TestSpecIDCarriers(t *testing.T) {
 		{name: "last_event_id raw", query: "last_event_id=" + T + ":3", want: "m4"},
 		{name: "across a second", hdr: http.Header{"Last-Event-Id": {T + ":5"}}, want: "m6"},
 		{name: "none: oldest", want: "m0"},
+		{name: "INM bare tag alone: ignored", hdr: http.Header{"If-None-Match": {"3"}}, want: "m0"},
+		{name: "INM quoted bare tag alone: ignored", hdr: http.Header{"If-None-Match": {`"3"`}}, want: "m0"},
+		{name: "INM opaque tag alone: ignored", hdr: http.Header{"If-None-Match": {`"abc"`}}, want: "m0"},
+		{name: "INM bare tag falls through to Etag", hdr: http.Header{"If-None-Match": {"1"}, "Etag": {T + ":3"}}, want: "m4"},
+		{name: "INM bare tag falls through to Last-Event-ID", hdr: http.Header{"If-None-Match": {"1"}, "Last-Event-Id": {T + ":3"}}, want: "m4"},
+		{name: "empty IMS: ignored", hdr: http.Header{"If-Modified-Since": {""}}, want: "m0"},
+		{name: "empty IMS and bare INM: ignored", hdr: http.Header{"If-Modified-Since": {""}, "If-None-Match": {"3"}}, want: "m0"},
+		{name: "empty IMS falls through to INM T:G", hdr: http.Header{"If-Modified-Since": {""}, "If-None-Match": {T + ":3"}}, want: "m4"},
 
 		{name: "IMS beats the rest", hdr: http.Header{
 			"If-Modified-Since": {ims}, "If-None-Match": {"1"}, "Etag": {T + ":3"}, "Last-Event-Id": {T + ":4"},
@@ -79,7 +87,6 @@ func TestSpecIDInvalid(t *testing.T) {
 		"IMS not a date":      {hdr: http.Header{"If-Modified-Since": {"yesterday"}}},
 		"INM not a number":    {hdr: http.Header{"If-Modified-Since": {specHTTPDate(1)}, "If-None-Match": {"abc"}}},
 		"INM negative":        {hdr: http.Header{"If-Modified-Since": {specHTTPDate(1)}, "If-None-Match": {"-1"}}},
-		"INM alone, no T":     {hdr: http.Header{"If-None-Match": {"3"}}},
 		"INM alone, bad T":    {hdr: http.Header{"If-None-Match": {"abc:1"}}},
 		"Etag bad tag":        {hdr: http.Header{"Etag": {now + ":x"}}},
 		"LEI no colon":        {hdr: http.Header{"Last-Event-Id": {now}}},

@@ -46,7 +46,9 @@ const (
 	framingEventSourceBody // without the id line, for compound ids
 	framingWSMetaBody      // without the id line, for compound ids
 	framingMultipartBody   // without Last-Modified/Etag, for compound ids
-	framingLongPollPart    // a part of a long-poll catch-up answer
+	framingLongPollPart    // a part of a long-poll catch-up answer, without its id
+	framingLongPollPartID  // the same with Last-Modified and Etag (one channel)
+	framingWSOpcode        // one byte: the WebSocket frame type (wsOpcode)
 	numFramings
 )
 

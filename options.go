@@ -70,11 +70,20 @@ type Options struct {
 	// 0 means 1024.
 	MaxChannelIDLength int
 
-	// ChannelIDs extracts the channel ids from a request. Nil: every "id"
-	// query argument (?id=a&id=b). Returning no ids answers 404 "No channel
-	// id provided."; a returned error answers 400 with its text (or the
-	// status of an *HTTPError).
+	// ChannelIDs extracts the channel ids from a subscriber request
+	// (SubscribeHandler). Nil: every "id" query argument (?id=a&id=b).
+	// Returning no ids answers 404 "No channel id provided."; a returned
+	// error answers 400 with its text (or the status of an *HTTPError).
+	// It does not steer the publisher: see PublisherChannelIDs.
 	ChannelIDs func(r *http.Request) ([]string, error)
+
+	// PublisherChannelIDs extracts the channel ids from a publisher request
+	// (PublishHandler), answered as for ChannelIDs. Nil: every "id" query
+	// argument, whatever ChannelIDs does, so subscribers may take their
+	// channel from a route (/events/{room}) while the publisher stays at
+	// /pub?id=room. An app that names channels the same way on both sets
+	// both fields to one function.
+	PublisherChannelIDs func(r *http.Request) ([]string, error)
 
 	// AllowedOrigins lists the origins allowed to make cross-origin requests
 	// (S11), as "https://example.com" or patterns like "https://*.example.com";
@@ -157,6 +166,19 @@ type Options struct {
 	// part, so a long-poll client keeps up with a fast channel. NchanSubscriber.js
 	// parses it. False: one message per answer (NHPM).
 	LongPollCatchUp bool
+
+	// RestyPush speaks OpenResty resty.push's dialect to its clients, so
+	// their pages and back ends work unchanged (P10): a publisher POST
+	// whose body is a form (application/x-www-form-urlencoded) publishes
+	// its field "data" as a text/plain message, and a POST that is a form
+	// or has ?callback= is answered {"status":1} (callback({"status":1});
+	// with ?callback=), Content-Type text/javascript;charset=UTF-8, or on
+	// failure {"status":0,"tips":"why"}. A JSONP subscriber gets
+	// callback("<the message as a JSON string>"); and on SubscriberTimeout
+	// callback("{\"status\":1,\"tips\":\"timeout\"}"); and one that names no
+	// position waits for the next message instead of starting at the
+	// oldest buffered one. False: push's own protocol (S9, P1-P9).
+	RestyPush bool
 
 	// WebSocketReadLimit is the largest WebSocket message read from a
 	// client, in bytes; a larger one closes the connection with 1009. 0

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,17 +63,31 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "Invalid JSONP callback name.")
 		return
 	}
-	ids, err := h.channelIDs(r)
-	if err == nil && len(ids) > 1 {
-		err = &HTTPError{StatusCode: http.StatusBadRequest, Message: "Publish to one channel at a time."}
+	ids, err := h.channelIDs(r, true)
+	publishes := r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes)
+	resty := h.opts.RestyPush && publishes && (callback != "" || isForm(r))
+	if err == nil && len(ids) > 1 && (!publishes || isWebSocket(r)) {
+		err = &HTTPError{StatusCode: http.StatusBadRequest,
+			Message: "Name one channel: only a POST (publishing) may name several."}
 	}
 	if err == nil && h.opts.AuthorizePublish != nil {
-		if aerr := h.opts.AuthorizePublish(r, ids[0]); aerr != nil {
-			err = authError(aerr)
+		for _, id := range ids {
+			if aerr := h.opts.AuthorizePublish(r, id); aerr != nil {
+				err = authError(aerr)
+				break
+			}
 		}
 	}
 	if err != nil {
+		if resty {
+			answerResty(w, callback, err)
+			return
+		}
 		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
+		return
+	}
+	if len(ids) > 1 {
+		h.publishMany(w, r, callback, uniqueIDs(ids), resty)
 		return
 	}
 	channel := ids[0]
@@ -84,7 +99,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	var info ChannelInfo
 	status := http.StatusOK
 	switch {
-	case r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes):
+	case publishes:
 		var msg *Message
 		if msg, err = h.readMessage(w, r); err == nil {
 			if _, info, err = h.publish(ctx, channel, msg); err == nil {
@@ -95,7 +110,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if h.log.Enabled(ctx, slog.LevelDebug) {
-			h.logPublish(r, channel, msg, status, err)
+			h.logPublish(r, ids, msg, status, err)
 		}
 	case r.Method == http.MethodPut:
 		info, err = h.store.CreateChannel(ctx, channel, h.cfg)
@@ -104,11 +119,15 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	default: // GET, HEAD
 		info, err = h.store.ChannelInfo(ctx, channel)
 	}
+	if resty {
+		answerResty(w, callback, err)
+		return
+	}
 	h.answerPublisher(w, r, callback, status, info, err)
 }
 
 // logPublish writes a publish's debug line.
-func (h *Hub) logPublish(r *http.Request, channel string, msg *Message, status int, err error) {
+func (h *Hub) logPublish(r *http.Request, channels []string, msg *Message, status int, err error) {
 	n := 0
 	if msg != nil {
 		n = len(msg.Data)
@@ -118,11 +137,52 @@ func (h *Hub) logPublish(r *http.Request, channel string, msg *Message, status i
 		if errors.Is(err, ErrChannelNotFound) {
 			status = http.StatusNotFound
 		}
-		h.log.Debug("push: publish", "channels", []string{channel}, "bytes", n, "status", status,
+		h.log.Debug("push: publish", "channels", channels, "bytes", n, "status", status,
 			"remote", r.RemoteAddr, "error", err)
 		return
 	}
-	h.log.Debug("push: publish", "channels", []string{channel}, "bytes", n, "status", status, "remote", r.RemoteAddr)
+	h.log.Debug("push: publish", "channels", channels, "bytes", n, "status", status, "remote", r.RemoteAddr)
+}
+
+// publishMany answers a POST naming several channels (P9): the message is
+// stored in each, each with that channel's own id; 201 when any channel
+// had a subscriber, else 202; the body holds every channel's info.
+// With resty set it answers in resty.push's shape.
+func (h *Hub) publishMany(w http.ResponseWriter, r *http.Request, callback string, ids []string, resty bool) {
+	msg, err := h.readMessage(w, r)
+	var infos []ChannelInfo
+	if err == nil {
+		infos, err = h.publishEach(r.Context(), ids, msg)
+	}
+	if err != nil && h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.logPublish(r, ids, msg, 0, err)
+	}
+	if resty {
+		answerResty(w, callback, err)
+		return
+	}
+	if err != nil {
+		h.answerPublisher(w, r, callback, 0, ChannelInfo{}, err)
+		return
+	}
+	status := http.StatusAccepted
+	for _, info := range infos {
+		if info.Subscribers > 0 {
+			status = http.StatusCreated
+		}
+	}
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.logPublish(r, ids, msg, status, err)
+	}
+	now := time.Now()
+	if callback != "" {
+		writeJSONP(w, jsonpWrap(callback, formatInfos(ids, infos, infoJSON, now)))
+		return
+	}
+	format, mediaType := negotiateInfo(headerValue(r.Header, "Accept"))
+	w.Header()["Content-Type"] = infoContentType[mediaType]
+	w.WriteHeader(status)
+	w.Write(formatInfos(ids, infos, format, now))
 }
 
 // readMessage reads the request body as a message, enforcing MaxMessageSize.
@@ -149,6 +209,9 @@ func (h *Hub) readMessage(w http.ResponseWriter, r *http.Request) (*Message, err
 	}
 	if msg.Data == nil {
 		msg.Data = []byte{}
+	}
+	if h.opts.RestyPush && isForm(r) {
+		return restyMessage(msg)
 	}
 	return msg, nil
 }
@@ -280,4 +343,16 @@ func errorText(err error) string {
 		return http.StatusText(s)
 	}
 	return err.Error()
+}
+
+// uniqueIDs returns ids without repeats, in their first order: a channel
+// named twice gets the message once.
+func uniqueIDs(ids []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

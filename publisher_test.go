@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -505,7 +507,7 @@ func TestSpecChannelInfoRequested(t *testing.T) {
 // P7 with Options.ChannelIDs: the app's extractor decides; its errors are
 // 400 with their text (or an *HTTPError's status); no ids is the 404.
 func TestSpecCustomChannelIDs(t *testing.T) {
-	e := newSpecEnv(t, Options{ChannelIDs: func(r *http.Request) ([]string, error) {
+	ids := func(r *http.Request) ([]string, error) {
 		switch v := r.Header.Get("X-Channel"); v {
 		case "":
 			return nil, nil
@@ -516,7 +518,8 @@ func TestSpecCustomChannelIDs(t *testing.T) {
 		default:
 			return strings.Split(v, " "), nil
 		}
-	}})
+	}
+	e := newSpecEnv(t, Options{ChannelIDs: ids, PublisherChannelIDs: ids})
 	do := func(method, path, channel string, body []byte) specResp {
 		return e.specMust(e.specDo(method, e.srv.URL+path+"?id=ignored", body, http.Header{"X-Channel": {channel}}))
 	}
@@ -541,5 +544,57 @@ func TestSpecCustomChannelIDs(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, r.Status, "%s: the app's ids are validated too", path)
 	}
 	r = do(http.MethodPost, "/pub", "two channels", []byte("x"))
-	require.Equal(t, http.StatusBadRequest, r.Status, "one channel per publish")
+	require.Equal(t, http.StatusAccepted, r.Status, "a publish to two channels (P9)")
+	r = do(http.MethodGet, "/pub", "two channels", nil)
+	require.Equal(t, http.StatusBadRequest, r.Status, "GET names one channel")
+}
+
+// Options.ChannelIDs steers subscribers only: an app that takes its
+// subscribers' channel from a route keeps its publisher at /pub?id=, and
+// PublisherChannelIDs steers the publisher alone.
+func TestChannelIDsPerEndpoint(t *testing.T) {
+	hub := New(Options{ChannelIDs: func(r *http.Request) ([]string, error) {
+		return []string{r.PathValue("room")}, nil
+	}})
+	t.Cleanup(func() { hub.Shutdown(context.Background()) })
+	mux := http.NewServeMux()
+	mux.Handle("/pub", hub.PublishHandler())
+	mux.Handle("/events/{room}", hub.SubscribeHandler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	res, err := http.Post(srv.URL+"/pub?id=lobby", "text/plain", strings.NewReader("hello"))
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusAccepted, res.StatusCode, "the publisher reads ?id= whatever ChannelIDs does")
+	res, err = http.Get(srv.URL + "/events/lobby")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, "hello", string(body))
+
+	// The other way round: the publisher from a header, subscribers by ?id=.
+	hub2 := New(Options{PublisherChannelIDs: func(r *http.Request) ([]string, error) {
+		return []string{r.Header.Get("X-Room")}, nil
+	}})
+	t.Cleanup(func() { hub2.Shutdown(context.Background()) })
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/pub" {
+			hub2.PublishHandler().ServeHTTP(w, r)
+			return
+		}
+		hub2.SubscribeHandler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv2.Close)
+	req, _ := http.NewRequest(http.MethodPost, srv2.URL+"/pub?id=ignored", strings.NewReader("hi"))
+	req.Header.Set("X-Room", "r1")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	res, err = http.Get(srv2.URL + "/sub?id=r1")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, "hi", string(body))
 }

@@ -197,6 +197,48 @@ func (h *Hub) Publish(ctx context.Context, channel string, msg *Message) (*Messa
 	return stored, info.Subscribers, err
 }
 
+// PublishEach stores msg in each of channels, as Publish does, each
+// message with that channel's own ID (P9). It returns the stored messages,
+// one per channel in the order given, and the number of subscribers the
+// channels had, summed (a subscriber of two of them counts twice). Every
+// channel id is checked before anything is published; a channel named
+// twice gets the message once; if the store fails
+// on one channel, the messages stored before it are returned with the
+// error and the later channels are not published to.
+func (h *Hub) PublishEach(ctx context.Context, channels []string, msg *Message) ([]*Message, int, error) {
+	for _, ch := range channels {
+		if err := h.ValidateChannelID(ch); err != nil {
+			return nil, 0, fmt.Errorf("push: channel %q: %w", ch, err)
+		}
+	}
+	channels = uniqueIDs(channels)
+	stored := make([]*Message, 0, len(channels))
+	subscribers := 0
+	for _, ch := range channels {
+		m, info, err := h.publish(ctx, ch, msg)
+		if err != nil {
+			return stored, subscribers, err
+		}
+		stored = append(stored, m)
+		subscribers += info.Subscribers
+	}
+	return stored, subscribers, nil
+}
+
+// publishEach publishes msg to every channel (ids already validated) and
+// returns their infos, stopping at the first error.
+func (h *Hub) publishEach(ctx context.Context, channels []string, msg *Message) ([]ChannelInfo, error) {
+	infos := make([]ChannelInfo, 0, len(channels))
+	for _, ch := range channels {
+		_, info, err := h.publish(ctx, ch, msg)
+		if err != nil {
+			return infos, err
+		}
+		infos = append(infos, info)
+	}
+	return infos, nil
+}
+
 func (h *Hub) publish(ctx context.Context, channel string, msg *Message) (*Message, ChannelInfo, error) {
 	if err := h.ValidateChannelID(channel); err != nil {
 		return nil, ChannelInfo{}, err

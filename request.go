@@ -12,12 +12,17 @@ import (
 // errNoChannelID is answered 404 "No channel id provided." (P7).
 var errNoChannelID = &HTTPError{StatusCode: http.StatusNotFound, Message: "No channel id provided."}
 
-// channelIDs returns the validated channel ids of r.
-func (h *Hub) channelIDs(r *http.Request) ([]string, error) {
+// channelIDs returns the validated channel ids of r, a subscriber request
+// (Options.ChannelIDs) or a publisher request (Options.PublisherChannelIDs).
+func (h *Hub) channelIDs(r *http.Request, publisher bool) ([]string, error) {
 	var ids []string
-	if h.opts.ChannelIDs != nil {
+	extract := h.opts.ChannelIDs
+	if publisher {
+		extract = h.opts.PublisherChannelIDs
+	}
+	if extract != nil {
 		var err error
-		if ids, err = h.opts.ChannelIDs(r); err != nil {
+		if ids, err = extract(r); err != nil {
 			var he *HTTPError
 			if errors.As(err, &he) {
 				return nil, err
@@ -46,6 +51,9 @@ func (h *Hub) channelIDs(r *http.Request) ([]string, error) {
 // present (I3): If-Modified-Since (+ If-None-Match for the tag),
 // If-None-Match alone in "T:G" form, an Etag request header, Last-Event-ID,
 // ?last_event_id=. No carrier: the zero position (oldest buffered message).
+// As Nchan does, an empty If-Modified-Since and an If-None-Match alone
+// without a colon (a bare tag, as caches and browsers send) name no
+// position and are passed over.
 func requestPosition(r *http.Request, n int) (position, error) {
 	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
 		t, err := http.ParseTime(ims)
@@ -66,8 +74,12 @@ func requestPosition(r *http.Request, n int) (position, error) {
 		}
 		return parseEntries(sec, inm, n)
 	}
+	inm := unquoteETag(r.Header.Get("If-None-Match"))
+	if !strings.Contains(inm, ":") {
+		inm = "" // a bare tag alone names no position
+	}
 	for _, v := range []string{
-		unquoteETag(r.Header.Get("If-None-Match")),
+		inm,
 		unquoteETag(r.Header.Get("Etag")),
 		r.Header.Get("Last-Event-ID"),
 		lastEventIDArg(r.URL.RawQuery),

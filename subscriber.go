@@ -42,8 +42,7 @@ const missedHeader = "X-Push-Missed"
 //
 //   - long-poll answers (not JSONP) and the response headers of the
 //     multipart and chunked streams: the header "X-Push-Missed: true"
-//     (cross-origin scripts can read it only if it is added to
-//     Access-Control-Expose-Headers, which S11 does not list yet);
+//     (exposed to allowed cross-origin scripts);
 //   - a multipart stream that falls behind later: the header
 //     "X-Push-Missed: true" in the first part after the gap;
 //   - EventSource: an event named "missed" with empty data and no id,
@@ -75,7 +74,7 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cors == originAllowed {
-		setCORS(w, r, "Last-Modified, Etag, Content-Type")
+		setCORS(w, r, "Last-Modified, Etag, Content-Type, X-Push-Missed")
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -113,12 +112,15 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, err)
 	}
-	channels, err := h.channelIDs(r)
+	channels, err := h.channelIDs(r, false)
 	if err != nil {
 		fail(err)
 		return
 	}
 	pos, err := requestPosition(r, len(channels))
+	if err == nil && h.opts.RestyPush && transport == TransportJSONP && pos.isZero() {
+		pos, err = h.newestPosition(r.Context(), channels)
+	}
 	if err != nil {
 		fail(err)
 		return

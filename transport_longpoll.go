@@ -73,6 +73,8 @@ func (h *Hub) answerLongPoll(w http.ResponseWriter, sub *Subscription, callback 
 		h.endLongPoll(w, sub, callback, err)
 	case m == nil:
 		h.timeoutLongPoll(w, sub, callback)
+	case callback != "" && h.opts.RestyPush:
+		writeResty(w, http.StatusOK, restyString(callback, m.Data))
 	case callback != "":
 		var body []byte
 		if len(sub.channels) == 1 {
@@ -175,6 +177,10 @@ func setPositionHeaders(hd http.Header, sub *Subscription) {
 // TimeoutStatus (304 by default) with the position, so the client re-polls
 // from where it was.
 func (h *Hub) timeoutLongPoll(w http.ResponseWriter, sub *Subscription, callback string) {
+	if callback != "" && h.opts.RestyPush {
+		writeResty(w, http.StatusOK, restyString(callback, []byte(restyTimeout)))
+		return
+	}
 	if callback != "" {
 		writeJSONP(w, jsonpTimeout(callback, sub.Position()))
 		return
@@ -220,7 +226,8 @@ const (
 
 // writeCatchUp answers a long-poll that found several messages waiting
 // with all of them (Options.LongPollCatchUp), as multipart/mixed:
-// "--B\n", then per message an optional "Content-Type: C\n" line, "\n",
+// "--B\n", then per message (one channel) "Last-Modified: D\nEtag: G\n"
+// lines with the message's id, an optional "Content-Type: C\n" line, "\n",
 // the payload, "\n--B\n"..., ending "--B--\n". Last-Modified/Etag are the
 // position after the last part. Lines end in LF alone because
 // NchanSubscriber.js's parser keeps a CR at the end of each payload
@@ -237,12 +244,17 @@ func (h *Hub) writeCatchUp(w http.ResponseWriter, sub *Subscription, first, seco
 		size += len(m.Data)
 	}
 	boundary := newBoundary()
-	body := make([]byte, 0, size+len(msgs)*(len(boundary)+40))
+	body := make([]byte, 0, size+len(msgs)*(len(boundary)+90))
+	single := len(sub.channels) == 1
 	for _, m := range msgs {
 		body = append(body, "--"...)
 		body = append(body, boundary...)
 		body = append(body, '\n')
-		body = append(body, m.encoded(framingLongPollPart, buildLongPollPart)...)
+		if single {
+			body = append(body, m.encoded(framingLongPollPartID, buildLongPollPartID)...)
+		} else {
+			body = append(body, m.encoded(framingLongPollPart, buildLongPollPart)...)
+		}
 	}
 	body = append(body, "--"...)
 	body = append(body, boundary...)
@@ -256,6 +268,21 @@ func (h *Hub) writeCatchUp(w http.ResponseWriter, sub *Subscription, first, seco
 		hd.Set(missedHeader, "true")
 	}
 	h.writeAnswer(w, body)
+}
+
+// buildLongPollPartID is a catch-up part of a single-channel subscription
+// after its delimiter line: "Last-Modified: D\nEtag: G\n", then the part
+// as buildLongPollPart writes it, so a client can tell every part's id
+// (push.js does). Content-Type stays the last header line, the one
+// NchanSubscriber.js reads.
+func buildLongPollPartID(m *Message) []byte {
+	b := make([]byte, 0, 64+len(m.ContentType)+len(m.Data))
+	b = append(b, "Last-Modified: "...)
+	b = time.Unix(m.ID.Time, 0).UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\nEtag: "...)
+	b = strconv.AppendInt(b, m.ID.Tag, 10)
+	b = append(b, '\n')
+	return append(b, m.encoded(framingLongPollPart, buildLongPollPart)...)
 }
 
 // buildLongPollPart is a catch-up part after its delimiter line.

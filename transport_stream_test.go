@@ -152,8 +152,8 @@ func TestTrNegotiationDisabled(t *testing.T) {
 // answer; one waiting message is a plain answer.
 func TestTrLongPollCatchUp(t *testing.T) {
 	e := trStart(t, Options{LongPollCatchUp: true})
-	e.publish("a", "one", "text/plain")
-	e.publish("a", "", "")
+	m1 := e.publish("a", "one", "text/plain")
+	m2 := e.publish("a", "", "")
 	m3 := e.publish("a", "three\nlines\n", "application/json")
 	s := e.get([]string{"a"}, nil, nil)
 	require.Equal(t, http.StatusOK, s.resp.StatusCode)
@@ -162,15 +162,20 @@ func TestTrLongPollCatchUp(t *testing.T) {
 	assert.Regexp(t, `^multipart/mixed; boundary=[0-9a-z]+$`, ct, "NchanSubscriber.js reads the boundary unquoted")
 	assert.Equal(t, trLastModified(m3.ID), s.resp.Header.Get("Last-Modified"))
 	assert.Equal(t, fmt.Sprint(m3.ID.Tag), s.resp.Header.Get("Etag"))
-	want := "--" + b + "\nContent-Type: text/plain\n\none\n" +
-		"--" + b + "\n\n\n" +
-		"--" + b + "\nContent-Type: application/json\n\nthree\nlines\n\n" +
+	// Each part has its own id: Last-Modified and Etag, before the
+	// Content-Type (the one header line NchanSubscriber.js reads).
+	id := func(m *Message) string {
+		return "Last-Modified: " + trLastModified(m.ID) + "\nEtag: " + fmt.Sprint(m.ID.Tag) + "\n"
+	}
+	want := "--" + b + "\n" + id(m1) + "Content-Type: text/plain\n\none\n" +
+		"--" + b + "\n" + id(m2) + "\n\n" +
+		"--" + b + "\n" + id(m3) + "Content-Type: application/json\n\nthree\nlines\n\n" +
 		"--" + b + "--\n"
 	s.expectEOF(want)
 
 	// The answer parses with mime/multipart.
 	mr := multipart.NewReader(strings.NewReader(want), b)
-	var bodies []string
+	var bodies, ids []string
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
@@ -179,8 +184,10 @@ func TestTrLongPollCatchUp(t *testing.T) {
 		require.NoError(t, err)
 		body, _ := io.ReadAll(p)
 		bodies = append(bodies, string(body))
+		ids = append(ids, p.Header.Get("Etag"))
 	}
 	assert.Equal(t, []string{"one", "", "three\nlines\n"}, bodies)
+	assert.Equal(t, []string{fmt.Sprint(m1.ID.Tag), fmt.Sprint(m2.ID.Tag), fmt.Sprint(m3.ID.Tag)}, ids)
 
 	// Resuming from the answer's headers: one message waiting is sent plainly.
 	m4 := e.publish("a", "four", "")

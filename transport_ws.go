@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // wsMetaProtocol is Nchan's subprotocol: frames carry the id and content
@@ -52,10 +53,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 // store errors. A peer that does not answer a ping within WriteTimeout, or
 // does not take a batch of frames within it, is disconnected.
 //
-// The server side of the protocol is ours rather than coder/websocket's,
-// which keeps two goroutines and 8 KiB of buffers per connection: an idle
-// subscriber here is a stream (see stream.go) with one small reader
-// goroutine. serveWebSocket owns sub.
+// The client's frames are read with gobwas/ws (see ws_reader.go for why
+// not coder/websocket, with the figures); the Hub writes its own frames,
+// encoded once per message and shared by every subscriber: an idle
+// subscriber is a stream (see stream.go) with one small reader goroutine.
+// serveWebSocket owns sub.
 func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request, sub *Subscription) {
 	c, preamble, buffered, proto, ok := wsUpgrade(w, r, wsMetaProtocol)
 	if !ok {
@@ -86,6 +88,7 @@ const (
 	wsProtocolError   = 1002
 	wsPolicyViolation = 1008
 	wsMessageTooBig   = 1009
+	wsInvalidPayload  = 1007
 	wsInternalError   = 1011
 )
 
@@ -210,11 +213,17 @@ type wsFramer struct {
 	multi bool
 }
 
+// wsOpcode is the frame type of m: binary for application/octet-stream
+// and for any message that is not valid UTF-8 (a browser fails a
+// connection whose text frame is not, RFC 6455 8.1), text otherwise.
+// It is worked out once per message.
 func wsOpcode(m *Message) byte {
-	if m.ContentType == "application/octet-stream" {
-		return wsBinary
-	}
-	return wsText
+	return m.encoded(framingWSOpcode, func(m *Message) []byte {
+		if m.ContentType == "application/octet-stream" || !utf8.Valid(m.Data) || !utf8.ValidString(m.ContentType) {
+			return []byte{wsBinary}
+		}
+		return []byte{wsText}
+	})[0]
 }
 
 func (f *wsFramer) message(b []byte, m *Message) []byte {

@@ -1,10 +1,46 @@
 package push
 
 import (
-	"encoding/binary"
+	"errors"
+	"io"
 	"net"
+	"strconv"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
+
+// The frames a client sends are read with gobwas/ws: its frame header
+// reader and checks (RFC 6455 5.2-5.5: masking, reserved bits and opcodes,
+// control frames, continuations), its unmasking, its streaming UTF-8
+// check (8.1) and its close code rules (7.4). The Hub writes its own
+// frames (transport_ws.go): a message is framed once and the bytes shared
+// by every subscriber.
+//
+// Why gobwas/ws and not coder/websocket (the design card's choice): what
+// an idle subscriber costs. bench/wsidle holds 5,000 idle server
+// connections each way and counts the bytes per connection above the same
+// sockets held with no goroutine (2026-12-07, this machine, two runs):
+//
+//	coder/websocket  15,150  (a Conn, its buffers and goroutine, blocked in Conn.Read)
+//	gobwas/ws         2,590  (one goroutine blocked in ws.ReadHeader)
+//	hand-written      2,710  (the reader this one replaced: a goroutine blocked in Read)
+//
+// The target is an idle WebSocket subscriber at 0.8x Nchan's memory or
+// less. bench/compare.sh -only idle-ws -no-warmup -r 3 (10,000
+// subscribers, PSS per subscriber, median of 3; Nchan 10.2 KiB in every
+// run; shared machine, so figures move by a few percent):
+//
+//	before (hand-written reader, a5868ec)            7.04 KiB  0.69x
+//	hand-written, with the UTF-8 and close fixes     7.13 KiB  0.70x
+//	gobwas/ws, idle goroutine blocked in ReadHeader  8.63 KiB  0.85x (missed)
+//	gobwas/ws, idle goroutine blocked in read (now)  7.35 KiB  0.72x
+//
+// coder/websocket alone would cost more than pushd's whole subscriber.
+// gobwas/ws meets the target once the idle goroutine waits in a shallow
+// Read of its own (read, below) rather than deep in ws.ReadHeader: the
+// collector shrinks a parked goroutine's stack to what it uses.
 
 // wsPeer receives what a wsReader reads from a WebSocket client.
 type wsPeer interface {
@@ -22,190 +58,187 @@ type wsPeer interface {
 
 // readWebSocket reads a client's frames from c (after buffered, what came
 // with the handshake) into r until c fails or is closed, or r stops.
-//
-// For a subscriber this is the one goroutine of an idle connection, so it
-// keeps its stack small: it blocks in Read from a shallow frame, and the
-// parsing is a state machine fed between reads.
 func readWebSocket(c net.Conn, buffered []byte, r *wsReader) {
-	if len(buffered) > 0 && !r.feed(buffered) {
-		return
-	}
-	for {
-		n, err := c.Read(r.buf[:])
-		if n > 0 && !r.feed(r.buf[:n]) {
-			return
-		}
-		if err != nil {
-			return
-		}
-	}
+	r.pre = buffered
+	r.read(c)
 }
 
-// wsReader parses the frames a client sends (RFC 6455 5): pings, pongs and
-// closes go to peer; data messages are discarded or, with collect, handed
-// to peer whole; a message over limit bytes closes the connection with
-// 1009, a protocol error with 1002.
+// wsReader reads the frames a client sends: pings, pongs and closes go to
+// peer; data messages are discarded or, with collect, handed to peer
+// whole. Text messages are checked as UTF-8 either way (1007); a message
+// over limit bytes closes the connection with 1009, a protocol error with
+// 1002.
+//
+// For a subscriber its goroutine is the one goroutine of an idle
+// connection, so between frames it blocks in Read from its shallowest
+// frame (read), into its own small buffer: the garbage collector then
+// shrinks the goroutine's stack back to the minimum, whatever depth
+// ws.ReadHeader and the payload reads needed.
 type wsReader struct {
 	peer    wsPeer
 	limit   int64
 	collect bool
-	buf     [128]byte
 
-	hdr       [14]byte // the frame header being read
-	hn        int      // bytes of hdr read
-	inPayload bool
-	remain    int64 // payload bytes left in the frame
-	op        byte  // of the frame
-	msgOp     byte  // of the message (its first frame)
-	fin       bool
-	mask      [4]byte
-	mpos      int
-	ctl       []byte // a control frame's payload
-	data      []byte // the data message, when collecting
-	size      int64  // the data message's size so far
-	inMessage bool
-	closing   bool
+	src  io.Reader // the connection
+	pre  []byte    // what came with the handshake, read first
+	in   []byte    // bytes read ahead into raw, not parsed yet
+	err  error     // the error that came with them
+	raw  [64]byte
+	out  []byte // payload bytes, unmasked (allocated by the first payload)
+	ctl  []byte // a control frame's payload
+	data []byte // the data message, when collecting
+
+	frame  io.LimitedReader    // the payload of the frame being read
+	cipher wsutil.CipherReader // frame, unmasked
+	utf8   wsutil.UTF8Reader   // cipher, checked (text messages)
+
+	state   ws.State
+	msgOp   ws.OpCode
+	size    int64
+	closing bool
+	stopped bool // the reader asked for a close or the peer said stop
 }
 
-// headerLen is the length of the frame header being read, as far as its
-// first two bytes tell (every client frame is masked).
-func (r *wsReader) headerLen() int {
-	if r.hn < 2 {
-		return 2
-	}
-	switch r.hdr[1] & 0x7F {
-	case 126:
-		return 2 + 2 + 4
-	case 127:
-		return 2 + 8 + 4
-	}
-	return 2 + 4
-}
-
-// feed parses p; false: the reader is to stop.
-func (r *wsReader) feed(p []byte) bool {
-	for len(p) > 0 {
-		if !r.inPayload {
-			for len(p) > 0 && r.hn < r.headerLen() {
-				r.hdr[r.hn] = p[0]
-				r.hn++
-				p = p[1:]
-				if r.hn == 2 && (r.hdr[0]&0x70 != 0 || r.hdr[1]&0x80 == 0) {
-					return r.fail(wsProtocolError, "frames from a client must be masked and use no extension")
-				}
-			}
-			if r.hn < r.headerLen() {
-				return true
-			}
-			if !r.startFrame() {
-				return false
-			}
-			if r.remain > 0 {
-				r.inPayload = true
-				continue
-			}
-		} else {
-			n := int(min(int64(len(p)), r.remain))
-			switch {
-			case r.op >= wsClose:
-				r.ctl = r.unmask(r.ctl, p[:n])
-			case r.collect:
-				r.data = r.unmask(r.data, p[:n])
-			}
-			p = p[n:]
-			if r.remain -= int64(n); r.remain > 0 {
-				return true
-			}
-			r.inPayload = false
+// read reads frames from src until it fails or the reader stops; it
+// reports false when the reader stopped (a close was asked for, or the
+// peer said stop).
+func (r *wsReader) read(src io.Reader) bool {
+	r.src, r.state = src, ws.StateServerSide
+	for {
+		if len(r.pre) == 0 && len(r.in) == 0 && r.err == nil {
+			n, err := src.Read(r.raw[:]) // idle: block here
+			r.in, r.err = r.raw[:n], err
 		}
-		if !r.endFrame() {
+		if !r.frameIn() {
+			return !r.stopped
+		}
+	}
+}
+
+// Read reads what the connection sent: first pre, then what was read
+// ahead, then the connection.
+func (r *wsReader) Read(p []byte) (int, error) {
+	switch {
+	case len(r.pre) > 0:
+		n := copy(p, r.pre)
+		r.pre = r.pre[n:]
+		return n, nil
+	case len(r.in) > 0:
+		n := copy(p, r.in)
+		r.in = r.in[n:]
+		return n, nil
+	case r.err != nil:
+		return 0, r.err
+	}
+	return r.src.Read(p)
+}
+
+// frameIn reads one frame and acts on it; false: stop reading.
+func (r *wsReader) frameIn() bool {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			return r.fail(wsProtocolError, "bad frame length")
+		}
+		return false
+	}
+	if err := ws.CheckHeader(h, r.state); err != nil {
+		return r.fail(wsProtocolError, err.Error())
+	}
+	control := h.OpCode.IsControl()
+	if !control {
+		if h.OpCode != ws.OpContinuation {
+			r.msgOp, r.size, r.data = h.OpCode, 0, r.data[:0]
+			r.utf8.Reset(&r.cipher)
+		}
+		r.state = r.state.Clear(ws.StateFragmented)
+		if !h.Fin {
+			r.state = r.state.Set(ws.StateFragmented)
+		}
+		if r.size += h.Length; r.limit > 0 && r.size > r.limit {
+			return r.fail(wsMessageTooBig, "message too big")
+		}
+	}
+	r.ctl = r.ctl[:0]
+	if h.Length > 0 {
+		if r.out == nil {
+			r.out = make([]byte, 512)
+		}
+		r.frame = io.LimitedReader{R: r, N: h.Length}
+		r.cipher.Reset(&r.frame, h.Mask)
+		payload := io.Reader(&r.cipher)
+		if !control && r.msgOp == ws.OpText {
+			payload = &r.utf8
+		}
+		for r.frame.N > 0 {
+			n, err := payload.Read(r.out)
+			switch {
+			case control:
+				r.ctl = append(r.ctl, r.out[:n]...)
+			case r.collect:
+				r.data = append(r.data, r.out[:n]...)
+			}
+			if errors.Is(err, wsutil.ErrInvalidUTF8) {
+				return r.fail(wsInvalidPayload, "invalid UTF-8 in a text message")
+			}
+			if err != nil && r.frame.N > 0 {
+				return false // the connection ended inside a frame
+			}
+		}
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		f := appendWSHeader(make([]byte, 0, 2+len(r.ctl)), wsPong, len(r.ctl))
+		r.peer.wsPing(append(f, r.ctl...))
+	case ws.OpPong:
+		r.peer.wsPong()
+	case ws.OpClose:
+		if !r.closing {
+			r.closing = true
+			r.peer.wsClose(closeReply(r.ctl))
+		}
+	default: // data
+		if !h.Fin {
+			return true
+		}
+		if r.msgOp == ws.OpText && !r.utf8.Valid() {
+			return r.fail(wsInvalidPayload, "a text message ends inside a UTF-8 character")
+		}
+		// Nothing counts after a close (RFC 6455 5.5.1).
+		if r.collect && !r.closing && !r.peer.wsMessage(byte(r.msgOp), r.data) {
+			r.stopped = true
 			return false
 		}
 	}
 	return true
 }
 
-// unmask appends p unmasked to b.
-func (r *wsReader) unmask(b, p []byte) []byte {
-	for _, c := range p {
-		b = append(b, c^r.mask[r.mpos&3])
-		r.mpos++
-	}
-	return b
-}
-
-// startFrame checks the header just read.
-func (r *wsReader) startFrame() bool {
-	h := r.hdr[:r.hn]
-	r.hn = 0
-	r.fin, r.op = h[0]&0x80 != 0, h[0]&0x0F
-	n := int64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		n = int64(binary.BigEndian.Uint16(h[2:]))
-	case 127:
-		n = int64(binary.BigEndian.Uint64(h[2:]))
-	}
-	copy(r.mask[:], h[len(h)-4:])
-	r.remain, r.mpos, r.ctl = n, 0, r.ctl[:0]
+// closeReply is the close frame that answers a client's close frame with
+// payload p (RFC 6455 5.5.1, 7.4), by gobwas/ws's rules: none, an empty
+// one; a valid code with a UTF-8 reason, that code; a one-byte payload or
+// a code no endpoint may send (0-999, 1004-1006, 1012-2999), 1002; a
+// reason that is not UTF-8, 1007.
+func closeReply(p []byte) []byte {
 	switch {
-	case n < 0:
-		return r.fail(wsProtocolError, "bad frame length")
-	case r.op >= wsClose:
-		if n > 125 || !r.fin {
-			return r.fail(wsProtocolError, "bad control frame")
-		}
-	case r.op == wsText || r.op == wsBinary:
-		if r.inMessage {
-			return r.fail(wsProtocolError, "a new message inside a fragmented one")
-		}
-		r.inMessage, r.size, r.msgOp, r.data = true, 0, r.op, r.data[:0]
-	case r.op == wsContinuation:
-		if !r.inMessage {
-			return r.fail(wsProtocolError, "a continuation frame outside a message")
-		}
-	default:
-		return r.fail(wsProtocolError, "unknown opcode")
+	case len(p) == 0:
+		return appendWSHeader(nil, wsClose, 0)
+	case len(p) == 1:
+		return appendWSClose(nil, wsProtocolError, "a close payload of one byte")
 	}
-	if r.op < wsClose {
-		if r.size += n; r.limit > 0 && r.size > r.limit {
-			return r.fail(wsMessageTooBig, "message too big")
-		}
+	code, reason := ws.ParseCloseFrameDataUnsafe(p)
+	switch err := ws.CheckCloseFrameData(code, reason); {
+	case err == ws.ErrProtocolInvalidUTF8:
+		return appendWSClose(nil, wsInvalidPayload, "close reason is not UTF-8")
+	case err != nil:
+		return appendWSClose(nil, wsProtocolError, "close code "+strconv.Itoa(int(code))+": "+err.Error())
 	}
-	return true
-}
-
-// endFrame acts on the frame just read.
-func (r *wsReader) endFrame() bool {
-	switch r.op {
-	case wsPing:
-		f := appendWSHeader(make([]byte, 0, 2+len(r.ctl)), wsPong, len(r.ctl))
-		r.peer.wsPing(append(f, r.ctl...))
-	case wsPong:
-		r.peer.wsPong()
-	case wsClose:
-		if !r.closing {
-			r.closing = true
-			if len(r.ctl) >= 2 {
-				r.peer.wsClose(appendWSClose(nil, int(binary.BigEndian.Uint16(r.ctl)), ""))
-			} else {
-				r.peer.wsClose(appendWSHeader(nil, wsClose, 0))
-			}
-		}
-	default: // data
-		if r.fin {
-			r.inMessage = false
-			if r.collect {
-				return r.peer.wsMessage(r.msgOp, r.data)
-			}
-		}
-	}
-	return true
+	return appendWSClose(nil, int(code), "")
 }
 
 // fail asks for a close with code and reason; the reader stops.
 func (r *wsReader) fail(code int, reason string) bool {
 	r.peer.wsClose(appendWSClose(nil, code, reason))
+	r.stopped = true
 	return false
 }
 

@@ -1,8 +1,11 @@
 package push
 
 import (
+	"bytes"
 	"encoding/binary"
+	"io"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -48,19 +51,29 @@ func clientFrame(fin bool, op byte, payload string) []byte {
 	return b
 }
 
-// feedAll feeds in to a reader in pieces of step bytes (all at once when 0).
+// feedAll reads in with r in pieces of step bytes (all at once when 0);
+// false: the reader stopped (it asked for a close, or the peer said stop).
 func feedAll(r *wsReader, in []byte, step int) bool {
-	if step == 0 {
-		return r.feed(in)
+	var src io.Reader = bytes.NewReader(in)
+	if step > 0 {
+		src = &chunkReader{in: in, step: step}
 	}
-	for len(in) > 0 {
-		n := min(step, len(in))
-		if !r.feed(in[:n]) {
-			return false
-		}
-		in = in[n:]
+	return r.read(src)
+}
+
+// chunkReader hands out in at most step bytes per Read.
+type chunkReader struct {
+	in   []byte
+	step int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
 	}
-	return true
+	n := copy(p[:min(len(p), c.step)], c.in)
+	c.in = c.in[n:]
+	return n, nil
 }
 
 // Frames split anywhere parse the same: fragmented messages with control
@@ -112,7 +125,7 @@ func TestWSReaderRefuses(t *testing.T) {
 	} {
 		p := &wsTestPeer{}
 		r := &wsReader{peer: p, limit: 100}
-		assert.False(t, r.feed(c.in), name)
+		assert.False(t, feedAll(r, c.in, 0), name)
 		if assert.Len(t, p.closes, 1, name) {
 			assert.Equal(t, c.code, binary.BigEndian.Uint16(p.closes[0][2:4]), name)
 		}
@@ -140,4 +153,34 @@ func FuzzWSReader(f *testing.F) {
 			t.Fatal("the reader stopped without asking for a close")
 		}
 	})
+}
+
+// The streaming UTF-8 check agrees with utf8.Valid however a text message
+// is split into frames, for valid and invalid sequences alike; a publisher
+// gets only the valid ones, the others close with 1007.
+func TestWSReaderUTF8Splits(t *testing.T) {
+	for _, s := range []string{
+		"", "a", "µ", "€", "𝄞", "a€b𝄞c", "\xff", "\xce", "\xe2\x82", "\xf0\x9d\x84", "\xc0\xaf",
+		"\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xe2\x82", "€\x80", "\xe2\x82\xe2\x82\xac", "a\xf0\x9d\x84\x9e\xf0",
+	} {
+		for cut1 := 0; cut1 <= len(s); cut1++ {
+			for cut2 := cut1; cut2 <= len(s); cut2++ {
+				in := clientFrame(false, wsText, s[:cut1])
+				in = append(in, clientFrame(false, wsContinuation, s[cut1:cut2])...)
+				in = append(in, clientFrame(true, wsContinuation, s[cut2:])...)
+				for _, step := range []int{0, 1} {
+					p := &wsTestPeer{}
+					r := &wsReader{peer: p, collect: true}
+					ok := feedAll(r, in, step)
+					assert.Equal(t, utf8.ValidString(s), ok, "%q cut at %d and %d", s, cut1, cut2)
+					if ok {
+						assert.Equal(t, []string{s}, p.messages)
+					} else if assert.Len(t, p.closes, 1) {
+						assert.Equal(t, uint16(wsInvalidPayload), binary.BigEndian.Uint16(p.closes[0][2:4]))
+						assert.Empty(t, p.messages)
+					}
+				}
+			}
+		}
+	}
 }

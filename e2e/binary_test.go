@@ -42,3 +42,30 @@ func TestNchanSubscriberBinaryWebSocket(t *testing.T) {
 	// ids show). Hence: every message once, in any order.
 	assert.ElementsMatch(t, want, st.Messages)
 }
+
+// TestNchanSubscriberImageWebSocket: a message published as image/png (its
+// bytes are not UTF-8) reaches NchanSubscriber.js over WebSocket, plain and
+// ws+meta.nchan alike, in a binary frame, and the connection stays: a text
+// frame that is not UTF-8 would make Chromium fail the connection (RFC 6455
+// 8.1) and the client reconnect and fail again.
+func TestNchanSubscriberImageWebSocket(t *testing.T) {
+	b := startBrowser(t)
+	e := newEnv(t, "e2e-png", false, false, push.Options{})
+	png := "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+	e.pub.publish("before", "text/plain")
+	p := e.open(t, b, "websocket")
+	waitMessages(p, 1)
+	e.pub.publish(png, "image/png") // live
+	waitMessages(p, 2)
+	e.pub.publish("after", "text/plain")
+	waitMessages(p, 3)
+
+	var st pageState
+	p.eval("window.state", &st)
+	want := expect("websocket", e.pub.sent)
+	want[1].Data = "binary:" + hex.EncodeToString([]byte(png))
+	assert.ElementsMatch(t, want, st.Messages)
+	assert.Equal(t, 1, st.Connects, "the page reconnected: %+v", st)
+	assert.Zero(t, st.Disconnects, "the connection failed: %+v", st)
+	assert.Empty(t, st.Errors)
+}

@@ -68,8 +68,8 @@ def main():
 def split_catch_up(content_type, body):
     """Returns the message bodies of one answer.
 
-    A server with long-poll catch-up (pushd's default, Nchan's
-    nchan_longpoll_multipart_response) answers with every waiting message at
+    A server with long-poll catch-up (pushd -longpoll-catchup, Nchan's
+    nchan_longpoll_multipart_response; both off by default) answers with every waiting message at
     once as multipart/mixed; its Last-Modified/Etag are those of the last part.
     """
     if not content_type.lower().startswith("multipart/mixed"):

@@ -6,6 +6,10 @@
 //     onmessage(data, meta) { ... },  // data: the payload as text; meta: {id, contentType}
 //     onerror(status, text) { ... },  // the subscription ended: 403, 404, 409, 410, ...
 //     onstate(state) { ... },         // "connecting", "open", "retrying", "closed"
+//     onmissed(meta) { ... },         // messages were lost before the next one (meta.id: the
+//                                     // position before the gap, when the server says it)
+//     credentials: true,              // send cookies cross-origin (the server must allow the
+//                                     // page's origin: pushd -allow-origin)
 //   });
 //   sub.close();
 //
@@ -21,6 +25,8 @@ function pushSubscribe(url, opts) {
   const onmessage = opts.onmessage || function () {};
   const onerror = opts.onerror || function () {};
   const onstate = opts.onstate || function () {};
+  const onmissed = opts.onmissed || function () {};
+  const credentials = opts.credentials ? "include" : "same-origin";
   let transport = opts.transport || "auto";
   let closed = false;
   let lastID = "";     // "T:G" of the last message received
@@ -60,7 +66,7 @@ function pushSubscribe(url, opts) {
       abort = new AbortController();
       let res, body;
       try {
-        res = await fetch(url, { headers, cache: "no-store", credentials: "same-origin", signal: abort.signal });
+        res = await fetch(url, { headers, cache: "no-store", credentials, signal: abort.signal });
         body = await res.text();
       } catch (e) {
         if (!closed) again(longpoll);
@@ -72,6 +78,7 @@ function pushSubscribe(url, opts) {
       if (res.status === 200) {
         retry = 0;
         onstate("open");
+        if (res.headers.get("X-Push-Missed") === "true") onmissed({ id: lastID });
         lastID = Math.floor(Date.parse(lastModified) / 1000) + ":" + etag;
         const type = res.headers.get("Content-Type") || "";
         const mp = /^multipart\/mixed;\s*boundary="?([^";]+)/i.exec(type);
@@ -80,17 +87,22 @@ function pushSubscribe(url, opts) {
           continue;
         }
         // Several messages at once (the server's long-poll catch-up):
-        // "--B\n" [Content-Type: C\n] "\n" payload "\n" ... "--B--\n".
+        // "--B\n" [Last-Modified: D\nEtag: G\n] [Content-Type: C\n] "\n"
+        // payload "\n" ... "--B--\n". Each part's Last-Modified/Etag is
+        // its id (the server writes them for one-channel subscriptions).
         const parts = body.split("--" + mp[1]);
         for (let i = 1; i < parts.length - 1 && !closed; i++) {
-          let part = parts[i].slice(1, -1), ptype = ""; // the LFs around the part
-          const head = /^content-type:\s*([^\n]*)\n/i.exec(part);
-          if (head) {
-            ptype = head[1];
-            part = part.slice(head[0].length);
+          let part = parts[i].slice(1, -1); // the LFs around the part
+          const h = {};
+          for (let nl = part.indexOf("\n"); nl > 0; nl = part.indexOf("\n")) {
+            const line = part.slice(0, nl), colon = line.indexOf(":");
+            if (colon > 0) h[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+            part = part.slice(nl + 1);
           }
           part = part.slice(1); // the blank line before the payload
-          onmessage(part, { id: i === parts.length - 2 ? lastID : "", contentType: ptype });
+          let id = i === parts.length - 2 ? lastID : "";
+          if (h["last-modified"] && h["etag"]) id = Math.floor(Date.parse(h["last-modified"]) / 1000) + ":" + h["etag"];
+          onmessage(part, { id, contentType: h["content-type"] || "" });
         }
       } else if (res.status === 304 || res.status === 408) {
         onstate("open"); // nothing new in time: ask again from the same position
@@ -106,7 +118,8 @@ function pushSubscribe(url, opts) {
 
   function eventsource() {
     onstate("connecting");
-    es = new EventSource(withID(url), { withCredentials: false });
+    es = new EventSource(withID(url), { withCredentials: !!opts.credentials });
+    es.addEventListener("missed", function () { onmissed({ id: lastID }); });
     es.onopen = function () { retry = 0; onstate("open"); };
     es.onmessage = function (e) {
       if (e.lastEventId) lastID = e.lastEventId;
@@ -144,6 +157,10 @@ function pushSubscribe(url, opts) {
         for (const line of head.split("\n")) {
           if (line.startsWith("id: ")) meta.id = line.slice(4);
           else if (line.startsWith("content-type: ")) meta.contentType = line.slice(14);
+        }
+        if (meta.contentType === "application/x-push-missed") { // a gap, not a message
+          onmissed({ id: meta.id });
+          return;
         }
         if (meta.id) lastID = meta.id;
       }

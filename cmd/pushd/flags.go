@@ -112,6 +112,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
+	varFlag(fs, "compat", "none", "client `dialect` spoken besides push's own protocol: none, or resty (OpenResty resty.push: a form's field data is the message, publishes answer {\"status\":1}, JSONP subscribers get cb(\"<message>\"); see docs/resty.md)", func(s string) error {
+		switch s {
+		case "none":
+			o.RestyPush = false
+		case "resty":
+			o.RestyPush = true
+		default:
+			return errors.New("want none or resty")
+		}
+		return nil
+	})
 	varFlag(fs, "put", "create", "what PUT on /pub does (`mode`): create (create the channel, publish nothing) or publish (like POST)", func(s string) error {
 		switch s {
 		case "create":

@@ -43,7 +43,7 @@ func addTransportFlags(fs *flag.FlagSet) func(*push.Options) {
 		writeTimeout = d
 		return nil
 	})
-	catchUp := fs.Bool("longpoll-catchup", true, "answer a long-poll that finds several messages waiting with all of them at once (multipart/mixed, as NchanSubscriber.js reads it); false: one message per answer (NHPM)")
+	catchUp := fs.Bool("longpoll-catchup", false, "answer a long-poll that finds several messages waiting with all of them at once, as one multipart/mixed answer (NchanSubscriber.js and push.js read it; NHPM clients, curl and resty.push pages do not); off: one message per answer, as NHPM and Nchan's default")
 	return func(o *push.Options) {
 		o.Transports = transports
 		o.PingInterval = ping

@@ -25,15 +25,15 @@ func TestTransportFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Transports != 0 || o.PingInterval != 0 || o.WriteTimeout != 0 || !o.LongPollCatchUp {
+	if o.Transports != 0 || o.PingInterval != 0 || o.WriteTimeout != 0 || o.LongPollCatchUp {
 		t.Errorf("defaults: got %+v", o)
 	}
-	o, err = parse("-transports", "websocket,longpoll", "-ping-interval", "0", "-write-timeout", "3s", "-longpoll-catchup=false")
+	o, err = parse("-transports", "websocket,longpoll", "-ping-interval", "0", "-write-timeout", "3s", "-longpoll-catchup")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Transports != push.TransportWebSocket|push.TransportLongPoll || o.PingInterval >= 0 ||
-		o.WriteTimeout != 3*time.Second || o.LongPollCatchUp {
+		o.WriteTimeout != 3*time.Second || !o.LongPollCatchUp {
 		t.Errorf("set: got %+v", o)
 	}
 	for _, bad := range [][]string{{"-transports", "carrier-pigeon"}, {"-ping-interval", "-1s"}, {"-write-timeout", "0"}} {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -215,9 +216,8 @@ func waitSubscribers(t *testing.T, p *proc, n int) {
 }
 
 func TestPublishLongPollResume(t *testing.T) {
-	// NHPM walking, one message per answer: catch-up (on by default)
-	// would answer the fresh subscriber below with both messages at once.
-	p := startPushd(t, "-longpoll-catchup=false")
+	// NHPM walking, one message per answer: pushd's default.
+	p := startPushd(t)
 	sub := p.base + "/sub?id=news"
 
 	// A subscriber held before anything is published gets the message.
@@ -380,5 +380,113 @@ func TestBufferZeroFlag(t *testing.T) {
 	got := <-held
 	if got.err != nil || got.status != 200 || got.body != "now" {
 		t.Fatalf("subscriber with -buffer 0: %+v, want 200 \"now\" (not the earlier message)", got)
+	}
+}
+
+// TestNHPMWalkDefaults: against pushd with no flags, a classic NHPM client
+// (GET, read the body, echo Last-Modified/Etag) that finds five messages
+// published within a second gets them one per answer, each once, in order;
+// then it is held for the next one.
+func TestNHPMWalkDefaults(t *testing.T) {
+	p := startPushd(t)
+	start := time.Now()
+	var want []string
+	for i := 1; i <= 5; i++ {
+		m := fmt.Sprintf("m%d", i)
+		want = append(want, m)
+		if a := do(t, "POST", p.base+"/pub?id=walk", m, map[string]string{"Content-Type": "text/plain"}); a.status != http.StatusAccepted {
+			t.Fatalf("publish %s: %d %q", m, a.status, a.body)
+		}
+	}
+	t.Logf("5 messages published in %v", time.Since(start))
+
+	var got []string
+	hdr := map[string]string{}
+	for range want {
+		a := do(t, "GET", p.base+"/sub?id=walk", "", hdr)
+		if a.status != http.StatusOK {
+			t.Fatalf("walk: %d %q", a.status, a.body)
+		}
+		if ct := a.header.Get("Content-Type"); ct != "text/plain" {
+			t.Fatalf("walk: Content-Type %q, want the message's own (one message per answer)", ct)
+		}
+		got = append(got, a.body)
+		hdr = map[string]string{"If-Modified-Since": a.header.Get("Last-Modified"), "If-None-Match": a.header.Get("Etag")}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("walk got %q, want %q", got, want)
+	}
+	held := longPoll(p.base+"/sub?id=walk", hdr)
+	waitSubscribers(t, p, 1)
+	do(t, "POST", p.base+"/pub?id=walk", "m6", nil)
+	if a := <-held; a.err != nil || a.status != 200 || a.body != "m6" {
+		t.Fatalf("held walk: %d %q %v, want 200 \"m6\"", a.status, a.body, a.err)
+	}
+}
+
+// TestIDCarriersDefaults: pushd with no flags passes over a bare
+// If-None-Match alone and an empty If-Modified-Since (as Nchan does),
+// starting at the oldest message instead of answering 400.
+func TestIDCarriersDefaults(t *testing.T) {
+	p := startPushd(t)
+	do(t, "POST", p.base+"/pub?id=c", "first", nil)
+	do(t, "POST", p.base+"/pub?id=c", "second", nil)
+	for _, hdr := range []map[string]string{
+		{"If-None-Match": "3"},
+		{"If-None-Match": `"3"`},
+		{"If-None-Match": `W/"abc"`},
+		{"If-Modified-Since": ""},
+		{"If-Modified-Since": "", "If-None-Match": "1"},
+	} {
+		if a := do(t, "GET", p.base+"/sub?id=c", "", hdr); a.status != 200 || a.body != "first" {
+			t.Errorf("%q: %d %q, want 200 \"first\"", hdr, a.status, a.body)
+		}
+	}
+	// What the bare tag falls through to still counts.
+	first := do(t, "GET", p.base+"/sub?id=c", "", nil)
+	lm, err := http.ParseTime(first.header.Get("Last-Modified"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("%d:%s", lm.Unix(), first.header.Get("Etag"))
+	if a := do(t, "GET", p.base+"/sub?id=c", "", map[string]string{"If-None-Match": "7", "Last-Event-ID": id}); a.status != 200 || a.body != "second" {
+		t.Errorf("bare If-None-Match + Last-Event-ID: %d %q, want 200 \"second\"", a.status, a.body)
+	}
+}
+
+// TestRestyCompat: resty.push's calls against pushd -compat resty: a form
+// POST with field data to two channels answers cb({"status":1});, a JSONP
+// subscriber gets cb("<message>"); and on timeout the tips string. Then
+// examples/resty_client.py, the runnable client the docs show, makes the
+// same calls (skipped without python3).
+func TestRestyCompat(t *testing.T) {
+	p := startPushd(t, "-compat", "resty", "-subscriber-timeout", "300ms")
+	held := longPoll(p.base+"/sub?id=2&callback=cb", nil)
+	waitSubscribers(t, p, 1)
+	a := do(t, "POST", p.base+"/pub?id=1&id=2&callback=cb", "data=hi+there%21",
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if a.status != 200 || a.body != `cb({"status":1});` || a.header.Get("Content-Type") != "text/javascript;charset=UTF-8" {
+		t.Fatalf("publish: %d %q %q", a.status, a.body, a.header.Get("Content-Type"))
+	}
+	if got := <-held; got.err != nil || got.body != `cb("hi there!");` {
+		t.Fatalf("JSONP subscriber: %q %v", got.body, got.err)
+	}
+	if got := do(t, "GET", p.base+"/sub?id=1&callback=cb", "", nil); got.body != `cb("{\"status\":1,\"tips\":\"timeout\"}");` {
+		t.Fatalf("timeout: %q", got.body)
+	}
+
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found: examples/resty_client.py not run")
+	}
+	out, err := exec.Command(python, "../../examples/resty_client.py", p.base, "5", "6").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resty_client.py: %v\n%s", err, out)
+	}
+	want := "publish: text/javascript;charset=UTF-8 cb({\"status\":1});\n" +
+		"subscribe: text/javascript;charset=UTF-8 \"hello from resty.push\"\n" +
+		"subscribe again: text/javascript;charset=UTF-8 \"{\\\"status\\\":1,\\\"tips\\\":\\\"timeout\\\"}\"\n"
+	if string(out) != want {
+		t.Errorf("resty_client.py printed\n%s\nwant\n%s", out, want)
 	}
 }

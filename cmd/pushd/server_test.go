@@ -17,20 +17,20 @@ func TestFlagsMapToOptions(t *testing.T) {
 		args []string
 		want push.Options
 	}{
-		{nil, push.Options{MessageBufferLength: 10, MessageTTL: time.Hour, ChannelTimeout: 5 * time.Minute, LongPollCatchUp: true}},
+		{nil, push.Options{MessageBufferLength: 10, MessageTTL: time.Hour, ChannelTimeout: 5 * time.Minute}},
 		{[]string{"-buffer", "0", "-message-ttl", "0", "-channel-ttl", "0"},
-			push.Options{MessageBufferLength: -1, MessageTTL: -1, ChannelTimeout: -1, LongPollCatchUp: true}},
+			push.Options{MessageBufferLength: -1, MessageTTL: -1, ChannelTimeout: -1}},
 		{[]string{
 			"-buffer", "100", "-message-ttl", "90s", "-channel-ttl", "1m", "-subscriber-timeout", "30s",
 			"-timeout-status", "408", "-interval-poll", "-concurrency", "last", "-authorized-channels-only",
 			"-max-subscribers", "7", "-allow-origin", "https://a.example, https://*.b.example", "-put", "publish",
-			"-max-message-size", "4096", "-no-io-uring",
+			"-max-message-size", "4096", "-no-io-uring", "-compat", "resty",
 		}, push.Options{
 			MessageBufferLength: 100, MessageTTL: 90 * time.Second, ChannelTimeout: time.Minute,
 			SubscriberTimeout: 30 * time.Second, TimeoutStatus: 408, IntervalPoll: true,
 			Concurrency: push.Last, AuthorizedChannelsOnly: true, MaxSubscribersPerChannel: 7,
 			AllowedOrigins: []string{"https://a.example", "https://*.b.example"}, PutPublishes: true,
-			MaxMessageSize: 4096, LongPollCatchUp: true, DisableIOURing: true,
+			MaxMessageSize: 4096, DisableIOURing: true, RestyPush: true,
 		}},
 	} {
 		cfg, err := parseFlags(tc.args, io.Discard)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/pushhub/push/examples/internal/browsertest"
@@ -59,7 +60,14 @@ func TestBrowserChat(t *testing.T) {
 			alice := browsertest.Context(t, browser)
 			bob := browsertest.Context(t, browser)
 			join(alice, "alice")
+			// The count is right as soon as the page has joined, not at
+			// the next refresh five seconds later.
+			soon := []chromedp.PollOption{chromedp.WithPollingTimeout(2 * time.Second), chromedp.WithPollingInterval(20 * time.Millisecond)}
+			require.NoError(t, chromedp.Run(alice,
+				chromedp.Poll(`document.querySelector("#members").dataset.count === "1"`, nil, soon...)), "alice alone")
 			join(bob, "bob")
+			require.NoError(t, chromedp.Run(bob,
+				chromedp.Poll(`document.querySelector("#members").dataset.count === "2"`, nil, soon...)), "bob joins alice")
 
 			say(alice, "hello from alice")
 			assert.Equal(t, []string{"alice: hello from alice"}, sees(bob, 1))

@@ -68,6 +68,11 @@ type app struct {
 	mux      *http.ServeMux
 	now      func() time.Time // replaced by tests
 	loginTTL time.Duration    // how long a QR code can be used; shortened by tests
+	// publicURL is the app's URL as a phone reaches it
+	// ("https://login.example.com", "http://192.168.1.20:8081"), for the
+	// QR code; empty: the scheme and Host of the computer's request, which
+	// a phone cannot reach when that is localhost.
+	publicURL string
 
 	mu        sync.Mutex
 	byChannel map[string]*login
@@ -182,16 +187,25 @@ func (a *app) startLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Cannot start a login: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
 	writeJSON(w, map[string]any{
 		"channel":   l.channel,
 		"qr":        "/qr/" + l.token,
-		"url":       scheme + "://" + r.Host + "/m/" + l.token,
+		"url":       a.phoneURL(r, l.token),
 		"expiresIn": ttl.Seconds(),
 	})
+}
+
+// phoneURL is the URL a phone opens for the login with token: under
+// publicURL when set, else under the scheme and host the computer used.
+func (a *app) phoneURL(r *http.Request, token string) string {
+	base := strings.TrimSuffix(a.publicURL, "/")
+	if base == "" {
+		base = "http://" + r.Host
+		if r.TLS != nil {
+			base = "https://" + r.Host
+		}
+	}
+	return base + "/m/" + token
 }
 
 // sweep forgets logins long past their expiry, at most once a minute.
@@ -221,11 +235,7 @@ func (a *app) qrImage(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	code, err := qr.Encode(scheme+"://"+r.Host+"/m/"+l.token, qr.M)
+	code, err := qr.Encode(a.phoneURL(r, l.token), qr.M)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -313,3 +313,23 @@ func TestBadAnswers(t *testing.T) {
 	status, _ = answer(t, phone, l.URL, "confirm", "alice")
 	assert.Equal(t, http.StatusOK, status)
 }
+
+// With a public URL, the phone's URL (in the answer and in the QR code)
+// is under it, not under the host the computer used (localhost, which a
+// phone cannot reach); the phone can use it.
+func TestPublicURL(t *testing.T) {
+	a, srv := startApp(t, nil)
+	a.publicURL = srv.URL + "/" // as a proxy in front would be named; the slash is dropped
+	computer := newClient(t)
+	l := startLogin(t, computer, srv)
+	require.True(t, strings.HasPrefix(l.URL, srv.URL+"/m/"), l.URL)
+	require.NotContains(t, l.URL, "//m/")
+
+	a.publicURL = "https://login.example.com"
+	l = startLogin(t, computer, srv)
+	require.True(t, strings.HasPrefix(l.URL, "https://login.example.com/m/"), l.URL)
+	req := httptest.NewRequest(http.MethodGet, "/qr/x", nil)
+	require.Equal(t, l.URL[:len("https://login.example.com/m/")]+"tok", a.phoneURL(req, "tok"))
+	a.publicURL = ""
+	require.Equal(t, "http://example.com/m/tok", a.phoneURL(req, "tok"), "no public URL: the request's host")
+}

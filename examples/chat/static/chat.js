@@ -8,6 +8,7 @@ let sub = null;
 let room = "";
 let nick = "";
 let refresh = null;
+let counted = false; // the member count was asked for since the subscription opened
 
 function showError(text) {
   $("#error").textContent = text;
@@ -40,7 +41,9 @@ function setMembers(n) {
 
 async function members() {
   const res = await fetch("/rooms/" + room);
-  if (res.ok) setMembers((await res.json()).members);
+  // This page is in the room even before the server counts its
+  // subscription (a long-poll held on an empty room): at least 1.
+  if (res.ok) setMembers(Math.max(1, (await res.json()).members));
 }
 
 function join(r, n) {
@@ -60,6 +63,12 @@ function join(r, n) {
     onstate: (s) => {
       if (sub) $("#transport").textContent = sub.transport;
       $("#state").textContent = s;
+      // Subscribed: the server counts this page now; show the count at
+      // once rather than at the next refresh.
+      if (s === "open" && sub && !counted) {
+        counted = true;
+        members();
+      }
     },
     onmessage: (data) => {
       const m = JSON.parse(data);
@@ -68,6 +77,7 @@ function join(r, n) {
     },
     onerror: (status, text) => showError("Disconnected (" + status + "): " + text),
   });
+  counted = false;
   members();
   refresh = setInterval(members, 5000);
   $("#text").focus();

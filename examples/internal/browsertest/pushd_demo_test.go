@@ -79,10 +79,18 @@ func TestBrowserPushdDemo(t *testing.T) {
 				))
 				assert.Equal(t, history, got)
 			}
-			if r.name == "longpoll-catchup" { // the three came in one answer: only the last has an id
-				var meta string
-				require.NoError(t, chromedp.Run(a, chromedp.Text("#messages li:nth-child(2) .meta", &meta, chromedp.ByQuery)))
-				assert.Contains(t, meta, "id ? · application/json")
+			var hints []string
+			require.NoError(t, chromedp.Run(a, chromedp.Evaluate(`[$("#curl-pub").textContent, $("#curl-sub").textContent]`, &hints)))
+			assert.Equal(t, []string{"curl -d hello '" + srv.URL + "/pub?id=news'", "curl -i '" + srv.URL + "/sub?id=news'"}, hints,
+				"the curl hints name the server the page came from")
+			if r.name == "longpoll-catchup" { // the three came in one answer: push.js reads each part's id
+				var metas []string
+				require.NoError(t, chromedp.Run(a, chromedp.Evaluate(`[...document.querySelectorAll("#messages li .meta")].map(e => e.textContent)`, &metas)))
+				require.Len(t, metas, 3)
+				for _, m := range metas {
+					assert.Regexp(t, `id \d+:\d+`, m)
+				}
+				assert.Contains(t, metas[1], "· application/json")
 			}
 			var result string
 			// (ByQuery: the default BySearch also matches text in the
