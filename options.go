@@ -113,7 +113,10 @@ type Options struct {
 	// OnUnsubscribe, if set, is called when a subscriber is gone: a stream
 	// when it ends, a long-poll subscriber when it has not come back within
 	// LongPollGrace of its last answer, with the same Key as its OnSubscribe
-	// event, after it. It must not block. Nil: no unsubscribe events.
+	// event, after it. For long-poll subscribers it is called with a lock
+	// of the Hub's held (their events stay in order): it must not block
+	// nor call the Hub; queue the event (pushevents does). Nil: no
+	// unsubscribe events.
 	OnUnsubscribe func(SubscriberEvent)
 
 	// LongPollGrace is how long after its last answer a long-poll

@@ -56,7 +56,7 @@ type presence struct {
 	mu     sync.Mutex
 	all    map[*lpSubscriber]struct{} // every long-poll subscriber
 	byKey  map[string]*lpSubscriber   // SubscriberCookie and channels: the subscriber
-	chains map[string][]*lpSubscriber // channels and the position sent last: subscribers waiting for their next request
+	chains map[string]*waiting        // channels and the position sent last: subscribers waiting for their next request
 	closed bool
 }
 
@@ -66,9 +66,34 @@ type lpSubscriber struct {
 	active int             // requests in flight
 	last   time.Time       // its last answer
 	chain  string          // its key in presence.chains while waiting; "": none
+	ip     string          // its address's IP, while waiting
+	idx    int             // its index in its waiting list, while waiting
 	byKey  string          // its key in presence.byKey; "": none
 	timer  *time.Timer
 	gen    int // counts the timer's settings
+}
+
+// waiting are the long-poll subscribers waiting for their next request at
+// one position, by the IP of their address: one is taken and put back in
+// constant time, however many there are (all of a proxy's clients share
+// its IP).
+type waiting struct {
+	byIP map[string][]*lpSubscriber
+	n    int
+}
+
+// chain puts s among the subscribers waiting at chain.
+func (p *presence) chain(s *lpSubscriber, chain string) {
+	w := p.chains[chain]
+	if w == nil {
+		w = &waiting{byIP: map[string][]*lpSubscriber{}}
+		p.chains[chain] = w
+	}
+	s.chain, s.ip = chain, remoteIP(s.ev.RemoteAddr)
+	l := w.byIP[s.ip]
+	s.idx = len(l)
+	w.byIP[s.ip] = append(l, s)
+	w.n++
 }
 
 func newPresence(h *Hub) *presence {
@@ -76,7 +101,7 @@ func newPresence(h *Hub) *presence {
 	if g <= 0 {
 		g = DefaultLongPollGrace
 	}
-	return &presence{h: h, grace: g, all: map[*lpSubscriber]struct{}{}, byKey: map[string]*lpSubscriber{}, chains: map[string][]*lpSubscriber{}}
+	return &presence{h: h, grace: g, all: map[*lpSubscriber]struct{}{}, byKey: map[string]*lpSubscriber{}, chains: map[string]*waiting{}}
 }
 
 // newKey returns a random subscriber key.
@@ -154,18 +179,16 @@ func (p *presence) longPoll(r *http.Request, ev SubscriberEvent, sub *Subscripti
 	if byKey != "" {
 		s = p.byKey[byKey]
 	} else {
-		chain := chainKey(sub.channels, sub.pos)
-		if waiting := p.chains[chain]; len(waiting) > 0 {
+		if w := p.chains[chainKey(sub.channels, sub.pos)]; w != nil {
 			// Subscribers at the same position are told apart by address
 			// only: take one from r's address if there is one.
-			i, ip := 0, remoteIP(r.RemoteAddr)
-			for j, w := range waiting {
-				if remoteIP(w.ev.RemoteAddr) == ip {
-					i = j
+			l := w.byIP[remoteIP(r.RemoteAddr)]
+			if len(l) == 0 {
+				for _, l = range w.byIP {
 					break
 				}
 			}
-			s = waiting[i]
+			s = l[len(l)-1]
 			p.unchain(s)
 		}
 	}
@@ -198,17 +221,21 @@ func (p *presence) unchain(s *lpSubscriber) {
 	if s.chain == "" {
 		return
 	}
-	waiting := p.chains[s.chain]
-	for i, w := range waiting {
-		if w == s {
-			waiting = append(waiting[:i], waiting[i+1:]...)
-			break
-		}
+	w := p.chains[s.chain]
+	l := w.byIP[s.ip]
+	last := len(l) - 1
+	if s.idx != last {
+		l[s.idx] = l[last]
+		l[s.idx].idx = s.idx
 	}
-	if len(waiting) == 0 {
-		delete(p.chains, s.chain)
+	l[last] = nil
+	if l = l[:last]; len(l) == 0 {
+		delete(w.byIP, s.ip)
 	} else {
-		p.chains[s.chain] = waiting
+		w.byIP[s.ip] = l
+	}
+	if w.n--; w.n == 0 {
+		delete(p.chains, s.chain)
 	}
 	s.chain = ""
 }
@@ -230,8 +257,7 @@ func (p *presence) answered(s *lpSubscriber, sub *Subscription, err error) {
 		return
 	}
 	if s.byKey == "" {
-		s.chain = chainKey(sub.channels, sub.pos)
-		p.chains[s.chain] = append(p.chains[s.chain], s)
+		p.chain(s, chainKey(sub.channels, sub.pos))
 	}
 	s.gen++
 	gen := s.gen

@@ -64,6 +64,9 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids, err := h.channelIDs(r, true)
+	if len(ids) > 1 {
+		ids = uniqueIDs(ids) // each channel is authorized and published to once
+	}
 	publishes := r.Method == http.MethodPost || (r.Method == http.MethodPut && h.opts.PutPublishes)
 	resty := h.opts.RestyPush && publishes && (callback != "" || isForm(r))
 	if err == nil && len(ids) > 1 && (!publishes || isWebSocket(r)) {
@@ -87,7 +90,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(ids) > 1 {
-		h.publishMany(w, r, callback, uniqueIDs(ids), resty)
+		h.publishMany(w, r, callback, ids, resty)
 		return
 	}
 	channel := ids[0]

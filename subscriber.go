@@ -118,9 +118,6 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pos, err := requestPosition(r, len(channels))
-	if err == nil && h.opts.RestyPush && transport == TransportJSONP && pos.isZero() {
-		pos, err = h.newestPosition(r.Context(), channels)
-	}
 	if err != nil {
 		fail(err)
 		return
@@ -134,6 +131,14 @@ func (h *Hub) serveSubscribeRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		if !until.IsZero() && !time.Now().Before(until) {
 			fail(errAuthorizationExpired)
+			return
+		}
+	}
+	if h.opts.RestyPush && transport == TransportJSONP && pos.isZero() {
+		// After the authorization: the store is read for admitted
+		// subscribers only.
+		if pos, err = h.newestPosition(r.Context(), channels); err != nil {
+			fail(err)
 			return
 		}
 	}

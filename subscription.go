@@ -366,13 +366,13 @@ func (s *Subscription) Close() {
 		s.hub.removeSubscriber(hc)
 		s.hub.store.RemoveSubscriber(context.Background(), s.channels[i])
 	}
+	if f := s.onClose; f != nil { // before untrack: Shutdown waits for it
+		s.onClose = nil
+		f(s.endErr)
+	}
 	s.hub.untrack()
 	if s.tr != 0 {
 		s.hub.byTransport[s.tr].Add(-1)
-	}
-	if f := s.onClose; f != nil {
-		s.onClose = nil
-		f(s.endErr)
 	}
 	if d := s.dbg; d != nil {
 		why := "answered"

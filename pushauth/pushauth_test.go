@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/pushhub/push"
 	"github.com/pushhub/push/pushauth"
 	"go.uber.org/goleak"
@@ -541,5 +542,26 @@ func TestTokenExpiryEndsStreams(t *testing.T) {
 	// And the next request is refused.
 	if st, body, _ := get(t, c, url); st != http.StatusUnauthorized {
 		t.Errorf("after expiry: %d %q, want 401", st, body)
+	}
+}
+
+// TestTokensWithoutKeyRefuse: Tokens whose Key is missing or too short
+// (an app that forgot it, or never called Check) refuse every token, even
+// one signed with the same empty key, instead of accepting forgeries.
+func TestTokensWithoutKeyRefuse(t *testing.T) {
+	forged, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"channels": []string{"a"}, "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range [][]byte{nil, []byte("short")} {
+		tok := &pushauth.Tokens{Key: key}
+		r := httptest.NewRequest("GET", "/sub?id=a&token="+forged, nil)
+		err := tok.AuthorizeSubscribe(r, []string{"a"})
+		var he *push.HTTPError
+		if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("key %q: %v, want 503", key, err)
+		}
 	}
 }

@@ -175,6 +175,10 @@ var parser = jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.
 // Verify checks a token's signature and expiry and returns its claims, or
 // a *push.HTTPError (401) that says what is wrong.
 func (t *Tokens) Verify(token string) (Claims, error) {
+	if err := t.Check(); err != nil { // an empty key would let anyone sign
+		return Claims{}, &push.HTTPError{StatusCode: http.StatusServiceUnavailable,
+			Message: "Tokens cannot be checked: the server's key is missing or too short."}
+	}
 	if len(token) > MaxTokenLength {
 		return Claims{}, unauthorized(fmt.Sprintf("the token is longer than %d bytes", MaxTokenLength))
 	}
