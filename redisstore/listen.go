@@ -192,7 +192,7 @@ func (s *Store) heartbeat() {
 // beat renews this node's deadline; if the node had been taken for dead
 // (its counts may be gone), it marks the counts for resync.
 func (s *Store) beat(ctx context.Context) error {
-	alive, err := heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "0").Int()
+	alive, err := heartbeatScript.Run(ctx, s.rdb, s.keys, s.prefix, s.node, ms(s.ttl), "0").Int()
 	if err == nil && alive == 0 {
 		s.dirty.Store(true)
 	}
@@ -214,7 +214,7 @@ func (s *Store) resync(ctx context.Context) error {
 	for i := 3; ; i += chunk {
 		end := min(i+chunk, len(args))
 		part := append(args[:3:3], args[i:end]...)
-		if err := syncScript.Run(ctx, s.rdb, nil, part...).Err(); err != nil {
+		if err := syncScript.Run(ctx, s.rdb, s.keys, part...).Err(); err != nil {
 			s.dirty.Store(true)
 			return err
 		}

@@ -24,6 +24,15 @@ type Options struct {
 	// or rediss://... for TLS. Empty: redis://127.0.0.1:6379/0.
 	URL string
 
+	// ClusterURL, if set, makes the store use a Redis Cluster instead of
+	// URL, given in go-redis's cluster URL form:
+	// redis://[[user]:password@]host:port?addr=host:port&addr=host:port
+	// (rediss:// for TLS). Every key of the store then carries the hash
+	// tag {KeyPrefix}, so all of them live in one hash slot: the cluster
+	// gives failover to a replica and redirections, not more capacity for
+	// one store.
+	ClusterURL string
+
 	// KeyPrefix starts every key and the notification channel, so several
 	// applications can share one Redis. Empty: "push:".
 	KeyPrefix string
@@ -59,7 +68,9 @@ type Options struct {
 // number of processes. Create it with New; Close it after the Hubs using it
 // have shut down.
 type Store struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
+	addr   string   // where Redis is, for errors
+	keys   []string // KEYS of every script: the routing key on a cluster, else none
 	psMu   sync.Mutex
 	ps     *redis.PubSub // the notification subscription; guarded by psMu
 	prefix string
@@ -111,33 +122,63 @@ func (s *Store) local(channel string, cfg push.ChannelConfig) *nodeCount {
 // New connects to Redis, subscribes to the store's notifications and
 // returns the Store. It fails if Redis cannot be reached within ctx.
 func New(ctx context.Context, opts Options) (*Store, error) {
-	url := opts.URL
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
+	var (
+		rdb  redis.UniversalClient
+		addr string
+	)
+	prefix := opts.KeyPrefix
+	if prefix == "" {
+		prefix = "push:"
 	}
-	ro, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: bad URL (want redis://[:password@]host:port/db or rediss://...): %w", err)
-	}
-	if ro.TLSConfig != nil && opts.TLSConfig != nil {
-		tc := opts.TLSConfig.Clone()
-		if tc.ServerName == "" {
-			tc.ServerName = ro.TLSConfig.ServerName
+	var keys []string
+	if opts.ClusterURL != "" {
+		co, err := redis.ParseClusterURL(opts.ClusterURL)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: bad cluster URL (want redis://host:port?addr=host:port&addr=host:port): %w", err)
 		}
-		ro.TLSConfig = tc
+		if co.TLSConfig != nil && opts.TLSConfig != nil {
+			co.TLSConfig = withServerName(opts.TLSConfig, co.TLSConfig.ServerName)
+		}
+		co.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
+		co.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
+		co.WriteTimeout = co.ReadTimeout
+		co.MaxRetries = -1
+		co.DialerRetries = 1
+		co.ContextTimeoutEnabled = true
+		co.DisableIdentity = true
+		rdb, addr = redis.NewClusterClient(co), "cluster "+strings.Join(co.Addrs, ",")
+		// One hash slot for every key, and a key naming it so that the
+		// client sends each script to the slot's master.
+		prefix = "{" + prefix + "}"
+		keys = []string{prefix + "clock"}
+	} else {
+		url := opts.URL
+		if url == "" {
+			url = "redis://127.0.0.1:6379/0"
+		}
+		ro, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: bad URL (want redis://[:password@]host:port/db or rediss://...): %w", err)
+		}
+		if ro.TLSConfig != nil && opts.TLSConfig != nil {
+			ro.TLSConfig = withServerName(opts.TLSConfig, ro.TLSConfig.ServerName)
+		}
+		ro.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
+		ro.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
+		ro.WriteTimeout = ro.ReadTimeout
+		// No retries: a publish whose answer was lost must not be stored twice;
+		// the caller (a publisher answered 503) decides.
+		ro.MaxRetries = -1
+		ro.DialerRetries = 1 // fail fast when Redis is down
+		ro.ContextTimeoutEnabled = true
+		ro.DisableIdentity = true
+		rdb, addr = redis.NewClient(ro), ro.Addr
 	}
-	ro.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
-	ro.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
-	ro.WriteTimeout = ro.ReadTimeout
-	// No retries: a publish whose answer was lost must not be stored twice;
-	// the caller (a publisher answered 503) decides.
-	ro.MaxRetries = -1
-	ro.DialerRetries = 1 // fail fast when Redis is down
-	ro.ContextTimeoutEnabled = true
-	ro.DisableIdentity = true
 	s := &Store{
-		rdb:      redis.NewClient(ro),
-		prefix:   opts.KeyPrefix,
+		rdb:      rdb,
+		addr:     addr,
+		keys:     keys,
+		prefix:   prefix,
 		node:     opts.NodeID,
 		ttl:      orDefault(opts.NodeTTL, 15*time.Second),
 		log:      opts.Logger,
@@ -145,9 +186,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		resyncCh: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if s.prefix == "" {
-		s.prefix = "push:"
-	}
 	if s.node == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -187,6 +225,16 @@ func (s *Store) seen(t int64) {
 	}
 }
 
+// withServerName returns a copy of tc naming the server host unless tc
+// names one.
+func withServerName(tc *tls.Config, host string) *tls.Config {
+	tc = tc.Clone()
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	return tc
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -211,7 +259,7 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 	if errors.As(err, &re) && !unavailableReply(re.Error()) {
 		return fmt.Errorf("redisstore: %s: %w", op, err) // a bug: the reply was an error
 	}
-	return fmt.Errorf("redisstore: %s: Redis at %s cannot be reached (%v): %w", op, s.rdb.Options().Addr, err, push.ErrStoreUnavailable)
+	return fmt.Errorf("redisstore: %s: Redis at %s cannot be reached (%v): %w", op, s.addr, err, push.ErrStoreUnavailable)
 }
 
 func unavailableReply(msg string) bool {
@@ -227,7 +275,7 @@ func (s *Store) run(ctx context.Context, op string, script *redis.Script, args .
 	if s.closed.Load() {
 		return nil, push.ErrStoreClosed
 	}
-	v, err := script.Run(ctx, s.rdb, nil, args...).Result()
+	v, err := script.Run(ctx, s.rdb, s.keys, args...).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil // the script returned false
 	}
@@ -447,23 +495,48 @@ func (s *Store) Stats(ctx context.Context) (push.StoreStats, error) {
 	if s.closed.Load() {
 		return push.StoreStats{}, push.ErrStoreClosed
 	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var st push.StoreStats
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			one, err := s.stats(ctx, c)
+			mu.Lock()
+			st.Channels += one.Channels
+			st.Messages += one.Messages
+			mu.Unlock()
+			return err
+		})
+		if err != nil {
+			return push.StoreStats{}, s.wrap(ctx, "stats", err)
+		}
+		return st, nil
+	}
+	st, err := s.stats(ctx, s.rdb.(*redis.Client))
+	if err != nil {
+		return push.StoreStats{}, s.wrap(ctx, "stats", err)
+	}
+	return st, nil
+}
+
+// stats counts the channels and messages of the store on one server.
+func (s *Store) stats(ctx context.Context, c *redis.Client) (push.StoreStats, error) {
 	var st push.StoreStats
 	var cursor uint64
 	match := globEscape(s.prefix) + "c:*"
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, match, 1000).Result()
+		keys, next, err := c.Scan(ctx, cursor, match, 1000).Result()
 		if err != nil {
-			return push.StoreStats{}, s.wrap(ctx, "stats", err)
+			return push.StoreStats{}, err
 		}
 		st.Channels += len(keys)
 		if len(keys) > 0 {
-			pipe := s.rdb.Pipeline()
+			pipe := c.Pipeline()
 			cmds := make([]*redis.IntCmd, len(keys))
 			for i, k := range keys {
 				cmds[i] = pipe.XLen(ctx, s.prefix+"m:"+strings.TrimPrefix(k, s.prefix+"c:"))
 			}
 			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-				return push.StoreStats{}, s.wrap(ctx, "stats", err)
+				return push.StoreStats{}, err
 			}
 			for _, c := range cmds {
 				st.Messages += int(c.Val())
@@ -494,7 +567,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return push.ErrStoreClosed
 	}
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redisstore: Redis at %s does not answer (%v): %w", s.rdb.Options().Addr, err, push.ErrStoreUnavailable)
+		return fmt.Errorf("redisstore: Redis at %s does not answer (%v): %w", s.addr, err, push.ErrStoreUnavailable)
 	}
 	return nil
 }
@@ -511,7 +584,7 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "1")
+		heartbeatScript.Run(ctx, s.rdb, s.keys, s.prefix, s.node, ms(s.ttl), "1")
 		s.rdb.Close()
 		s.watchers.Clear()
 	})
