@@ -54,6 +54,7 @@ func (s *Store) listen() {
 				s.echoes.listening.Store(false)
 				s.echoes.reset()
 			}
+			s.relearn()
 			t := time.NewTimer(backoff)
 			select {
 			case <-s.ctx.Done():
@@ -185,7 +186,19 @@ func (s *Store) heartbeat() {
 		cancel()
 		if err != nil {
 			s.dirty.Store(true)
+			s.relearn()
 		}
+	}
+}
+
+// relearn has a cluster client learn again which nodes serve which slots,
+// after a failure that may have been a failover; go-redis learns it by
+// itself only from redirections or after a while.
+func (s *Store) relearn() {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		ctx, cancel := context.WithTimeout(s.ctx, orDefault(s.timeout, 3*time.Second))
+		cc.ReloadState(ctx)
+		cancel()
 	}
 }
 

@@ -68,16 +68,21 @@ type Options struct {
 // number of processes. Create it with New; Close it after the Hubs using it
 // have shut down.
 type Store struct {
-	rdb    redis.UniversalClient
-	addr   string   // where Redis is, for errors
-	keys   []string // KEYS of every script: the routing key on a cluster, else none
-	psMu   sync.Mutex
-	ps     *redis.PubSub // the notification subscription; guarded by psMu
-	prefix string
-	events string // notification channel
-	node   string
-	ttl    time.Duration
-	log    *slog.Logger
+	rdb     redis.UniversalClient
+	addr    string   // where Redis is, for errors
+	keys    []string // KEYS of every script: the routing key on a cluster, else none
+	psMu    sync.Mutex
+	ps      *redis.PubSub // the notification subscription; guarded by psMu
+	prefix  string
+	events  string // notification channel
+	node    string
+	ttl     time.Duration
+	timeout time.Duration // Options.Timeout
+
+	// soloUntil (Unix ns): until then, publishes on a cluster do not wait
+	// for a replica (the last wait was in vain).
+	soloUntil atomic.Int64
+	log       *slog.Logger
 
 	watchers push.Watchers
 	echoes   echoWaiters // publishes waiting for their own notification
@@ -181,6 +186,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		prefix:   prefix,
 		node:     opts.NodeID,
 		ttl:      orDefault(opts.NodeTTL, 15*time.Second),
+		timeout:  opts.Timeout,
 		log:      opts.Logger,
 		counts:   make(map[string]*nodeCount),
 		resyncCh: make(chan struct{}, 1),
@@ -263,7 +269,9 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 }
 
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN"} {
+	// MOVED and ASK reach here only from a publish sent to a master that
+	// has just lost the slot (see publishCluster): nothing was run.
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
@@ -290,8 +298,15 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // Publish implements push.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, cfg push.ChannelConfig) (*push.Message, push.ChannelInfo, error) {
 	echo := s.echoes.register(channel)
-	v, err := s.run(ctx, "publish", publishScript, s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
-		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load())
+	args := []any{s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
+		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load()}
+	var v any
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		v, err = s.publishCluster(ctx, cc, args)
+	} else {
+		v, err = s.run(ctx, "publish", publishScript, args...)
+	}
 	if err != nil {
 		s.echoes.forget(channel, echo)
 		return nil, push.ChannelInfo{}, err
@@ -311,6 +326,63 @@ func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, 
 	s.seen(stored.ID.Time)
 	s.echoes.wait(ctx, channel, echo, stored.ID) // see echo.go
 	return stored, parseInfo(r[3:]), nil
+}
+
+// replicaWait bounds how long a publish on a Redis Cluster waits for a
+// replica to have it (WAIT); after a wait in vain, publishes do not wait
+// for soloFor.
+const (
+	replicaWait = time.Second
+	soloFor     = 5 * time.Second
+)
+
+// publishCluster runs the publish script on the master of the store's slot
+// followed by WAIT 1 on the same connection, so that a publish is
+// acknowledged once a replica has it too: a failover that promotes that
+// replica keeps it. If no replica has it within replicaWait, the publish is
+// acknowledged anyway (it is stored on the master) and the next publishes
+// for soloFor do not wait.
+func (s *Store) publishCluster(ctx context.Context, cc *redis.ClusterClient, args []any) (any, error) {
+	if s.closed.Load() {
+		return nil, push.ErrStoreClosed
+	}
+	master, err := cc.MasterForKey(ctx, s.keys[0])
+	if err != nil {
+		return nil, s.wrap(ctx, "publish", err)
+	}
+	wait := time.Now().UnixNano() >= s.soloUntil.Load()
+	var ev, acks *redis.Cmd
+	for try := 0; ; try++ {
+		pipe := master.Pipeline()
+		ev = publishScript.EvalSha(ctx, pipe, s.keys, args...)
+		if wait {
+			acks = pipe.Do(ctx, "WAIT", 1, ms(replicaWait))
+		}
+		pipe.Exec(ctx) //nolint:errcheck // the script's own error is what counts
+		err = ev.Err()
+		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err = publishScript.Load(ctx, master).Err(); err == nil {
+				continue
+			}
+		}
+		break
+	}
+	if err == nil && wait {
+		if n, werr := acks.Int(); werr == nil && n == 0 {
+			s.soloUntil.Store(time.Now().Add(soloFor).UnixNano())
+			s.log.Warn("redisstore: no replica of the Redis Cluster master has the last publish; publishing without waiting for replicas for a while", "master", master.Options().Addr)
+		}
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		// The slot may have moved (a failover): learn where it is now,
+		// for the next call.
+		cc.ReloadState(ctx)
+		return nil, s.wrap(ctx, "publish", err)
+	}
+	return ev.Val(), nil
 }
 
 func toInt(v any) int64 {

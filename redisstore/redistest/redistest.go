@@ -116,7 +116,8 @@ type Cluster struct {
 
 // StartCluster starts six redis-servers in cluster mode, joins them with
 // redis-cli --cluster create (3 masters, 1 replica each) and waits until
-// every node reports cluster_state:ok. They are stopped at the end of the
+// every node reports cluster_state:ok and every replica has synchronised
+// with its master (else it could not be promoted). They are stopped at the end of the
 // test. Without redis-server or redis-cli it skips the test, or fails it
 // when CI=true.
 func StartCluster(t testing.TB) *Cluster {
@@ -132,7 +133,7 @@ func StartCluster(t testing.TB) *Cluster {
 	args := []string{"redis-cli", "--cluster", "create"}
 	for range 6 {
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000")
+			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, fmt.Sprintf("127.0.0.1:%d", s.Port()))
 	}
@@ -152,10 +153,15 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
-// clusterOK reports whether the server says cluster_state:ok.
+// clusterOK reports whether the server says cluster_state:ok and, if it is
+// a replica, that its link to its master is up.
 func (s *Server) clusterOK() bool {
 	out, err := exec.Command("redis-cli", "-p", fmt.Sprint(s.port), "cluster", "info").Output()
-	return err == nil && strings.Contains(string(out), "cluster_state:ok")
+	if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+		return false
+	}
+	out, err = exec.Command("redis-cli", "-p", fmt.Sprint(s.port), "info", "replication").Output()
+	return err == nil && (strings.Contains(string(out), "role:master") || strings.Contains(string(out), "master_link_status:up"))
 }
 
 // URL is the cluster's address in go-redis's cluster URL form, naming
