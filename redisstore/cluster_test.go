@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,4 +155,20 @@ func clusterHub(t *testing.T, c *redistest.Cluster, prefix string) *push.Hub {
 		h.Shutdown(ctx)
 	})
 	return h
+}
+
+// TestClusterBadURLAndUnreachable: a malformed cluster URL is refused with
+// a clear error; a cluster that refuses connections is unavailable.
+func TestClusterBadURLAndUnreachable(t *testing.T) {
+	ctx := testCtx(t, 10*time.Second)
+	_, err := New(ctx, Options{ClusterURL: "http://127.0.0.1:1"})
+	require.ErrorContains(t, err, "bad cluster URL")
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	_, err = New(ctx, Options{ClusterURL: "redis://" + addr})
+	require.ErrorIs(t, err, push.ErrStoreUnavailable)
+	require.ErrorContains(t, err, addr)
 }
