@@ -70,7 +70,8 @@
 // With Options.ClusterURL the store uses a Redis Cluster: the prefix
 // becomes the hash tag {<prefix>}, so every key of the store is in one hash
 // slot and every script runs on that slot's master (the cluster adds
-// failover, not capacity). Each publish is followed by WAIT 1 on the same
+// failover, not capacity), and notifications use sharded pub/sub
+// (SPUBLISH, SSUBSCRIBE) on {<prefix>}events. Each publish is followed by WAIT 1 on the same
 // connection, so it is acknowledged once a replica has it and survives a
 // failover; if no replica answers within a second it is acknowledged from
 // the master alone and publishes stop waiting for 5 seconds.

@@ -68,10 +68,11 @@ func (s *Store) listen() {
 		backoff, pinged = 50*time.Millisecond, false
 		switch m := v.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			subscribed := m.Kind == "subscribe" || m.Kind == "ssubscribe"
+			if subscribed {
 				s.echoes.listening.Store(true)
 			}
-			if lost && m.Kind == "subscribe" {
+			if lost && subscribed {
 				lost = false
 				s.log.Info("redisstore: notification connection to Redis is back")
 				s.kickResync()
@@ -103,7 +104,7 @@ func (s *Store) resubscribe() *redis.PubSub {
 		return nil
 	}
 	s.ps.Close()
-	s.ps = s.rdb.Subscribe(s.ctx, s.events)
+	s.ps = s.subscribe(s.ctx)
 	return s.ps
 }
 

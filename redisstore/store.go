@@ -206,7 +206,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.rdb.Close()
 		return nil, s.wrap(ctx, "connect", err)
 	}
-	ps := s.rdb.Subscribe(ctx, s.events)
+	ps := s.subscribe(ctx)
 	if _, err := ps.Receive(ctx); err != nil { // the confirmation
 		ps.Close()
 		s.cancel()
@@ -219,6 +219,16 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	go s.listen()
 	go s.heartbeat()
 	return s, nil
+}
+
+// subscribe subscribes to the notification channel: with SSUBSCRIBE on a
+// cluster (sharded pub/sub: only the nodes of the store's slot carry the
+// notifications), else SUBSCRIBE.
+func (s *Store) subscribe(ctx context.Context) *redis.PubSub {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.SSubscribe(ctx, s.events)
+	}
+	return s.rdb.Subscribe(ctx, s.events)
 }
 
 // seen records id time t in maxT.
@@ -303,7 +313,7 @@ func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, 
 	var v any
 	var err error
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		v, err = s.publishCluster(ctx, cc, args)
+		v, err = s.publishCluster(ctx, cc, append(args, "SPUBLISH"))
 	} else {
 		v, err = s.run(ctx, "publish", publishScript, args...)
 	}
@@ -492,7 +502,11 @@ func (s *Store) CreateChannel(ctx context.Context, channel string, cfg push.Chan
 // DeleteChannel implements push.Store. Every node's Watch functions get
 // EventDelete.
 func (s *Store) DeleteChannel(ctx context.Context, channel string) (push.ChannelInfo, error) {
-	v, err := s.run(ctx, "delete channel", deleteScript, s.prefix, channel, s.events)
+	args := []any{s.prefix, channel, s.events}
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		args = append(args, "SPUBLISH")
+	}
+	v, err := s.run(ctx, "delete channel", deleteScript, args...)
 	if err != nil {
 		return push.ChannelInfo{}, err
 	}
