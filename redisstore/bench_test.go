@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/pushhub/push"
+	"github.com/pushhub/push/redisstore/redistest"
 )
 
-// The benchmarks run the same Hub workload on the memory store and on the
-// Redis store:
+// The benchmarks run the same Hub workload on the memory store, on the
+// Redis store and on the Redis store on a Redis Cluster (3 masters, 3
+// replicas, started by the benchmark):
 //
 //	go test -run '^$' -bench . -benchtime 2000x ./redisstore
 
@@ -26,6 +28,10 @@ func benchStores(b *testing.B, fn func(b *testing.B, newStore func() push.Store)
 	b.Run("store=redis", func(b *testing.B) {
 		r := startRedis(b)
 		fn(b, func() push.Store { return newTestStore(b, r, "") })
+	})
+	b.Run("store=redis-cluster", func(b *testing.B) {
+		c := redistest.StartCluster(b)
+		fn(b, func() push.Store { return newClusterStore(b, c, "") })
 	})
 }
 

@@ -63,6 +63,16 @@
 // requested, channel timeout), <prefix>m:c (stream), <prefix>s:c (hash:
 // subscribers per node), <prefix>i:c (tombstone). Per node n: <prefix>n:n
 // (set of channels it counts on). The scripts build key names from the
-// prefix, so the store needs a standalone Redis (with replicas if wanted),
-// not Redis Cluster.
+// prefix.
+//
+// # Redis Cluster
+//
+// With Options.ClusterURL the store uses a Redis Cluster: the prefix
+// becomes the hash tag {<prefix>}, so every key of the store is in one hash
+// slot and every script runs on that slot's master (the cluster adds
+// failover, not capacity), and notifications use sharded pub/sub
+// (SPUBLISH, SSUBSCRIBE) on {<prefix>}events. Each publish is followed by WAIT 1 on the same
+// connection, so it is acknowledged once a replica has it and survives a
+// failover; if no replica answers within a second it is acknowledged from
+// the master alone and publishes stop waiting for 5 seconds.
 package redisstore

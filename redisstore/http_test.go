@@ -25,7 +25,12 @@ type node struct {
 
 func newNode(t testing.TB, r *redisServer, prefix string, opts push.Options) *node {
 	t.Helper()
-	st := newTestStore(t, r, prefix)
+	return nodeOn(t, newTestStore(t, r, prefix), opts)
+}
+
+// nodeOn returns a node serving a Hub on st.
+func nodeOn(t testing.TB, st *Store, opts push.Options) *node {
+	t.Helper()
 	opts.Store = st
 	h := push.New(opts)
 	mux := http.NewServeMux()

@@ -54,6 +54,7 @@ func (s *Store) listen() {
 				s.echoes.listening.Store(false)
 				s.echoes.reset()
 			}
+			s.relearn()
 			t := time.NewTimer(backoff)
 			select {
 			case <-s.ctx.Done():
@@ -67,10 +68,11 @@ func (s *Store) listen() {
 		backoff, pinged = 50*time.Millisecond, false
 		switch m := v.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			subscribed := m.Kind == "subscribe" || m.Kind == "ssubscribe"
+			if subscribed {
 				s.echoes.listening.Store(true)
 			}
-			if lost && m.Kind == "subscribe" {
+			if lost && subscribed {
 				lost = false
 				s.log.Info("redisstore: notification connection to Redis is back")
 				s.kickResync()
@@ -102,7 +104,7 @@ func (s *Store) resubscribe() *redis.PubSub {
 		return nil
 	}
 	s.ps.Close()
-	s.ps = s.rdb.Subscribe(s.ctx, s.events)
+	s.ps = s.subscribe(s.ctx)
 	return s.ps
 }
 
@@ -185,14 +187,26 @@ func (s *Store) heartbeat() {
 		cancel()
 		if err != nil {
 			s.dirty.Store(true)
+			s.relearn()
 		}
+	}
+}
+
+// relearn has a cluster client learn again which nodes serve which slots,
+// after a failure that may have been a failover; go-redis learns it by
+// itself only from redirections or after a while.
+func (s *Store) relearn() {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		ctx, cancel := context.WithTimeout(s.ctx, orDefault(s.timeout, 3*time.Second))
+		cc.ReloadState(ctx)
+		cancel()
 	}
 }
 
 // beat renews this node's deadline; if the node had been taken for dead
 // (its counts may be gone), it marks the counts for resync.
 func (s *Store) beat(ctx context.Context) error {
-	alive, err := heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "0").Int()
+	alive, err := heartbeatScript.Run(ctx, s.rdb, s.keys, s.prefix, s.node, ms(s.ttl), "0").Int()
 	if err == nil && alive == 0 {
 		s.dirty.Store(true)
 	}
@@ -214,7 +228,7 @@ func (s *Store) resync(ctx context.Context) error {
 	for i := 3; ; i += chunk {
 		end := min(i+chunk, len(args))
 		part := append(args[:3:3], args[i:end]...)
-		if err := syncScript.Run(ctx, s.rdb, nil, part...).Err(); err != nil {
+		if err := syncScript.Run(ctx, s.rdb, s.keys, part...).Err(); err != nil {
 			s.dirty.Store(true)
 			return err
 		}

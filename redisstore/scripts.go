@@ -105,7 +105,8 @@ end
 
 // publishScript: ARGV 3 data, 4 content type, 5 event name, 6 buffer
 // length, 7 message TTL ms, 8 channel timeout ms, 9 notification channel,
-// 10 the greatest T this node has seen.
+// 10 the greatest T this node has seen, 11 (optional) the command that
+// notifies: PUBLISH, or SPUBLISH on a cluster.
 // Returns {T, G, time ms, info...}.
 var publishScript = redis.NewScript(luaHeader + `
 local c = ARGV[2]
@@ -153,7 +154,7 @@ if buflen > 0 then
 end
 local inf = info(c, now)
 apply_expiry(c, now, inf[3])
-redis.call('PUBLISH', ARGV[9], 'm' .. ns(c) .. ns(tostring(T)) .. ns(tostring(G)) .. ns(tostring(now)) ..
+redis.call(ARGV[11] or 'PUBLISH', ARGV[9], 'm' .. ns(c) .. ns(tostring(T)) .. ns(tostring(G)) .. ns(tostring(now)) ..
   ns(ARGV[4]) .. ns(ARGV[5]) .. ns(ARGV[3]))
 return {T, G, now, inf[1], inf[2], inf[3], inf[4], inf[5]}
 `)
@@ -203,7 +204,8 @@ apply_expiry(c, now, inf[3])
 return inf
 `)
 
-// deleteScript: ARGV 3 notification channel. Returns the info before, or
+// deleteScript: ARGV 3 notification channel, 4 (optional) the command that
+// notifies. Returns the info before, or
 // false.
 var deleteScript = redis.NewScript(luaHeader + `
 local c = ARGV[2]
@@ -213,7 +215,7 @@ trim_expired(c, now)
 local inf = info(c, now)
 for _, node in ipairs(redis.call('HKEYS', bk(c))) do redis.call('SREM', nk(node), c) end
 redis.call('DEL', ck(c), sk(c), bk(c))
-redis.call('PUBLISH', ARGV[3], 'd' .. ns(c))
+redis.call(ARGV[4] or 'PUBLISH', ARGV[3], 'd' .. ns(c))
 return inf
 `)
 

@@ -24,6 +24,15 @@ type Options struct {
 	// or rediss://... for TLS. Empty: redis://127.0.0.1:6379/0.
 	URL string
 
+	// ClusterURL, if set, makes the store use a Redis Cluster instead of
+	// URL, given in go-redis's cluster URL form:
+	// redis://[[user]:password@]host:port?addr=host:port&addr=host:port
+	// (rediss:// for TLS). Every key of the store then carries the hash
+	// tag {KeyPrefix}, so all of them live in one hash slot: the cluster
+	// gives failover to a replica and redirections, not more capacity for
+	// one store.
+	ClusterURL string
+
 	// KeyPrefix starts every key and the notification channel, so several
 	// applications can share one Redis. Empty: "push:".
 	KeyPrefix string
@@ -59,14 +68,21 @@ type Options struct {
 // number of processes. Create it with New; Close it after the Hubs using it
 // have shut down.
 type Store struct {
-	rdb    *redis.Client
-	psMu   sync.Mutex
-	ps     *redis.PubSub // the notification subscription; guarded by psMu
-	prefix string
-	events string // notification channel
-	node   string
-	ttl    time.Duration
-	log    *slog.Logger
+	rdb     redis.UniversalClient
+	addr    string   // where Redis is, for errors
+	keys    []string // KEYS of every script: the routing key on a cluster, else none
+	psMu    sync.Mutex
+	ps      *redis.PubSub // the notification subscription; guarded by psMu
+	prefix  string
+	events  string // notification channel
+	node    string
+	ttl     time.Duration
+	timeout time.Duration // Options.Timeout
+
+	// soloUntil (Unix ns): until then, publishes on a cluster do not wait
+	// for a replica (the last wait was in vain).
+	soloUntil atomic.Int64
+	log       *slog.Logger
 
 	watchers push.Watchers
 	echoes   echoWaiters // publishes waiting for their own notification
@@ -111,43 +127,71 @@ func (s *Store) local(channel string, cfg push.ChannelConfig) *nodeCount {
 // New connects to Redis, subscribes to the store's notifications and
 // returns the Store. It fails if Redis cannot be reached within ctx.
 func New(ctx context.Context, opts Options) (*Store, error) {
-	url := opts.URL
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
+	var (
+		rdb  redis.UniversalClient
+		addr string
+	)
+	prefix := opts.KeyPrefix
+	if prefix == "" {
+		prefix = "push:"
 	}
-	ro, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: bad URL (want redis://[:password@]host:port/db or rediss://...): %w", err)
-	}
-	if ro.TLSConfig != nil && opts.TLSConfig != nil {
-		tc := opts.TLSConfig.Clone()
-		if tc.ServerName == "" {
-			tc.ServerName = ro.TLSConfig.ServerName
+	var keys []string
+	if opts.ClusterURL != "" {
+		co, err := redis.ParseClusterURL(opts.ClusterURL)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: bad cluster URL (want redis://host:port?addr=host:port&addr=host:port): %w", err)
 		}
-		ro.TLSConfig = tc
+		if co.TLSConfig != nil && opts.TLSConfig != nil {
+			co.TLSConfig = withServerName(opts.TLSConfig, co.TLSConfig.ServerName)
+		}
+		co.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
+		co.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
+		co.WriteTimeout = co.ReadTimeout
+		co.MaxRetries = -1
+		co.DialerRetries = 1
+		co.ContextTimeoutEnabled = true
+		co.DisableIdentity = true
+		rdb, addr = redis.NewClusterClient(co), "cluster "+strings.Join(co.Addrs, ",")
+		// One hash slot for every key, and a key naming it so that the
+		// client sends each script to the slot's master.
+		prefix = "{" + prefix + "}"
+		keys = []string{prefix + "clock"}
+	} else {
+		url := opts.URL
+		if url == "" {
+			url = "redis://127.0.0.1:6379/0"
+		}
+		ro, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: bad URL (want redis://[:password@]host:port/db or rediss://...): %w", err)
+		}
+		if ro.TLSConfig != nil && opts.TLSConfig != nil {
+			ro.TLSConfig = withServerName(opts.TLSConfig, ro.TLSConfig.ServerName)
+		}
+		ro.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
+		ro.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
+		ro.WriteTimeout = ro.ReadTimeout
+		// No retries: a publish whose answer was lost must not be stored twice;
+		// the caller (a publisher answered 503) decides.
+		ro.MaxRetries = -1
+		ro.DialerRetries = 1 // fail fast when Redis is down
+		ro.ContextTimeoutEnabled = true
+		ro.DisableIdentity = true
+		rdb, addr = redis.NewClient(ro), ro.Addr
 	}
-	ro.DialTimeout = orDefault(opts.DialTimeout, 2*time.Second)
-	ro.ReadTimeout = orDefault(opts.Timeout, 3*time.Second)
-	ro.WriteTimeout = ro.ReadTimeout
-	// No retries: a publish whose answer was lost must not be stored twice;
-	// the caller (a publisher answered 503) decides.
-	ro.MaxRetries = -1
-	ro.DialerRetries = 1 // fail fast when Redis is down
-	ro.ContextTimeoutEnabled = true
-	ro.DisableIdentity = true
 	s := &Store{
-		rdb:      redis.NewClient(ro),
-		prefix:   opts.KeyPrefix,
+		rdb:      rdb,
+		addr:     addr,
+		keys:     keys,
+		prefix:   prefix,
 		node:     opts.NodeID,
 		ttl:      orDefault(opts.NodeTTL, 15*time.Second),
+		timeout:  opts.Timeout,
 		log:      opts.Logger,
 		counts:   make(map[string]*nodeCount),
 		resyncCh: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if s.prefix == "" {
-		s.prefix = "push:"
-	}
 	if s.node == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -162,7 +206,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.rdb.Close()
 		return nil, s.wrap(ctx, "connect", err)
 	}
-	ps := s.rdb.Subscribe(ctx, s.events)
+	ps := s.subscribe(ctx)
 	if _, err := ps.Receive(ctx); err != nil { // the confirmation
 		ps.Close()
 		s.cancel()
@@ -177,6 +221,16 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// subscribe subscribes to the notification channel: with SSUBSCRIBE on a
+// cluster (sharded pub/sub: only the nodes of the store's slot carry the
+// notifications), else SUBSCRIBE.
+func (s *Store) subscribe(ctx context.Context) *redis.PubSub {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.SSubscribe(ctx, s.events)
+	}
+	return s.rdb.Subscribe(ctx, s.events)
+}
+
 // seen records id time t in maxT.
 func (s *Store) seen(t int64) {
 	for {
@@ -185,6 +239,16 @@ func (s *Store) seen(t int64) {
 			return
 		}
 	}
+}
+
+// withServerName returns a copy of tc naming the server host unless tc
+// names one.
+func withServerName(tc *tls.Config, host string) *tls.Config {
+	tc = tc.Clone()
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	return tc
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -211,11 +275,13 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 	if errors.As(err, &re) && !unavailableReply(re.Error()) {
 		return fmt.Errorf("redisstore: %s: %w", op, err) // a bug: the reply was an error
 	}
-	return fmt.Errorf("redisstore: %s: Redis at %s cannot be reached (%v): %w", op, s.rdb.Options().Addr, err, push.ErrStoreUnavailable)
+	return fmt.Errorf("redisstore: %s: Redis at %s cannot be reached (%v): %w", op, s.addr, err, push.ErrStoreUnavailable)
 }
 
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN"} {
+	// MOVED and ASK reach here only from a publish sent to a master that
+	// has just lost the slot (see publishCluster): nothing was run.
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
@@ -227,7 +293,7 @@ func (s *Store) run(ctx context.Context, op string, script *redis.Script, args .
 	if s.closed.Load() {
 		return nil, push.ErrStoreClosed
 	}
-	v, err := script.Run(ctx, s.rdb, nil, args...).Result()
+	v, err := script.Run(ctx, s.rdb, s.keys, args...).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil // the script returned false
 	}
@@ -242,8 +308,15 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // Publish implements push.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, cfg push.ChannelConfig) (*push.Message, push.ChannelInfo, error) {
 	echo := s.echoes.register(channel)
-	v, err := s.run(ctx, "publish", publishScript, s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
-		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load())
+	args := []any{s.prefix, channel, msg.Data, msg.ContentType, msg.EventName,
+		cfg.BufferLength, ms(cfg.MessageTTL), ms(cfg.ChannelTimeout), s.events, s.maxT.Load()}
+	var v any
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		v, err = s.publishCluster(ctx, cc, append(args, "SPUBLISH"))
+	} else {
+		v, err = s.run(ctx, "publish", publishScript, args...)
+	}
 	if err != nil {
 		s.echoes.forget(channel, echo)
 		return nil, push.ChannelInfo{}, err
@@ -263,6 +336,63 @@ func (s *Store) Publish(ctx context.Context, channel string, msg *push.Message, 
 	s.seen(stored.ID.Time)
 	s.echoes.wait(ctx, channel, echo, stored.ID) // see echo.go
 	return stored, parseInfo(r[3:]), nil
+}
+
+// replicaWait bounds how long a publish on a Redis Cluster waits for a
+// replica to have it (WAIT); after a wait in vain, publishes do not wait
+// for soloFor.
+const (
+	replicaWait = time.Second
+	soloFor     = 5 * time.Second
+)
+
+// publishCluster runs the publish script on the master of the store's slot
+// followed by WAIT 1 on the same connection, so that a publish is
+// acknowledged once a replica has it too: a failover that promotes that
+// replica keeps it. If no replica has it within replicaWait, the publish is
+// acknowledged anyway (it is stored on the master) and the next publishes
+// for soloFor do not wait.
+func (s *Store) publishCluster(ctx context.Context, cc *redis.ClusterClient, args []any) (any, error) {
+	if s.closed.Load() {
+		return nil, push.ErrStoreClosed
+	}
+	master, err := cc.MasterForKey(ctx, s.keys[0])
+	if err != nil {
+		return nil, s.wrap(ctx, "publish", err)
+	}
+	wait := time.Now().UnixNano() >= s.soloUntil.Load()
+	var ev, acks *redis.Cmd
+	for try := 0; ; try++ {
+		pipe := master.Pipeline()
+		ev = publishScript.EvalSha(ctx, pipe, s.keys, args...)
+		if wait {
+			acks = pipe.Do(ctx, "WAIT", 1, ms(replicaWait))
+		}
+		pipe.Exec(ctx) //nolint:errcheck // the script's own error is what counts
+		err = ev.Err()
+		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err = publishScript.Load(ctx, master).Err(); err == nil {
+				continue
+			}
+		}
+		break
+	}
+	if err == nil && wait {
+		if n, werr := acks.Int(); werr == nil && n == 0 {
+			s.soloUntil.Store(time.Now().Add(soloFor).UnixNano())
+			s.log.Warn("redisstore: no replica of the Redis Cluster master has the last publish; publishing without waiting for replicas for a while", "master", master.Options().Addr)
+		}
+	}
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		// The slot may have moved (a failover): learn where it is now,
+		// for the next call.
+		cc.ReloadState(ctx)
+		return nil, s.wrap(ctx, "publish", err)
+	}
+	return ev.Val(), nil
 }
 
 func toInt(v any) int64 {
@@ -372,7 +502,11 @@ func (s *Store) CreateChannel(ctx context.Context, channel string, cfg push.Chan
 // DeleteChannel implements push.Store. Every node's Watch functions get
 // EventDelete.
 func (s *Store) DeleteChannel(ctx context.Context, channel string) (push.ChannelInfo, error) {
-	v, err := s.run(ctx, "delete channel", deleteScript, s.prefix, channel, s.events)
+	args := []any{s.prefix, channel, s.events}
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		args = append(args, "SPUBLISH")
+	}
+	v, err := s.run(ctx, "delete channel", deleteScript, args...)
 	if err != nil {
 		return push.ChannelInfo{}, err
 	}
@@ -447,23 +581,48 @@ func (s *Store) Stats(ctx context.Context) (push.StoreStats, error) {
 	if s.closed.Load() {
 		return push.StoreStats{}, push.ErrStoreClosed
 	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var st push.StoreStats
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			one, err := s.stats(ctx, c)
+			mu.Lock()
+			st.Channels += one.Channels
+			st.Messages += one.Messages
+			mu.Unlock()
+			return err
+		})
+		if err != nil {
+			return push.StoreStats{}, s.wrap(ctx, "stats", err)
+		}
+		return st, nil
+	}
+	st, err := s.stats(ctx, s.rdb.(*redis.Client))
+	if err != nil {
+		return push.StoreStats{}, s.wrap(ctx, "stats", err)
+	}
+	return st, nil
+}
+
+// stats counts the channels and messages of the store on one server.
+func (s *Store) stats(ctx context.Context, c *redis.Client) (push.StoreStats, error) {
 	var st push.StoreStats
 	var cursor uint64
 	match := globEscape(s.prefix) + "c:*"
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, match, 1000).Result()
+		keys, next, err := c.Scan(ctx, cursor, match, 1000).Result()
 		if err != nil {
-			return push.StoreStats{}, s.wrap(ctx, "stats", err)
+			return push.StoreStats{}, err
 		}
 		st.Channels += len(keys)
 		if len(keys) > 0 {
-			pipe := s.rdb.Pipeline()
+			pipe := c.Pipeline()
 			cmds := make([]*redis.IntCmd, len(keys))
 			for i, k := range keys {
 				cmds[i] = pipe.XLen(ctx, s.prefix+"m:"+strings.TrimPrefix(k, s.prefix+"c:"))
 			}
 			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-				return push.StoreStats{}, s.wrap(ctx, "stats", err)
+				return push.StoreStats{}, err
 			}
 			for _, c := range cmds {
 				st.Messages += int(c.Val())
@@ -494,7 +653,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return push.ErrStoreClosed
 	}
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redisstore: Redis at %s does not answer (%v): %w", s.rdb.Options().Addr, err, push.ErrStoreUnavailable)
+		return fmt.Errorf("redisstore: Redis at %s does not answer (%v): %w", s.addr, err, push.ErrStoreUnavailable)
 	}
 	return nil
 }
@@ -511,7 +670,7 @@ func (s *Store) Close() error {
 		s.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		heartbeatScript.Run(ctx, s.rdb, nil, s.prefix, s.node, ms(s.ttl), "1")
+		heartbeatScript.Run(ctx, s.rdb, s.keys, s.prefix, s.node, ms(s.ttl), "1")
 		s.rdb.Close()
 		s.watchers.Clear()
 	})

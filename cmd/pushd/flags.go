@@ -143,6 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	fs.StringVar(&cfg.RedisURL, "redis", "", "Redis `URL` (redis://host:port/db) to keep channels in, shared by several pushd; empty: in memory")
+	fs.StringVar(&cfg.RedisClusterURL, "redis-cluster", "", "Redis Cluster `URL` (redis://host:port?addr=host:port&addr=host:port) to keep channels in, instead of -redis")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "push:", "prefix of every Redis key pushd uses")
 	varFlag(fs, "log-level", "info", "`level` of the logs: debug, info, warn or error", func(s string) error {
 		switch s {
@@ -216,6 +217,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.PubTLSCert != "" && cfg.PubAddr == "" {
 		fmt.Fprintln(stderr, "pushd: -pub-tls-cert needs -pub-addr: without it the publisher is on -addr, which -tls-cert covers.")
 		return cfg, errors.New("-pub-tls-cert without -pub-addr")
+	}
+	if cfg.RedisURL != "" && cfg.RedisClusterURL != "" {
+		fmt.Fprintln(stderr, "pushd: give -redis (one Redis server) or -redis-cluster (a Redis Cluster), not both.")
+		return cfg, errors.New("-redis with -redis-cluster")
 	}
 	if err := checkAuth(); err != nil {
 		fmt.Fprintf(stderr, "pushd: %v\n", err)

@@ -52,6 +52,7 @@ type config struct {
 	Options         push.Options
 	Auth            authConfig // applied to Options by newServers
 	RedisURL        string
+	RedisClusterURL string
 	RedisPrefix     string
 	LogLevel        slog.Level
 	LogFormat       string // text or json
@@ -129,7 +130,7 @@ func run(args []string, stderr io.Writer) int {
 		*p.to = c.config()
 	}
 
-	store, err := openStore(cfg.RedisURL, cfg.RedisPrefix, log)
+	store, err := openStore(cfg.RedisURL, cfg.RedisClusterURL, cfg.RedisPrefix, log)
 	if err != nil {
 		log.Error("pushd: cannot open the store", "error", err)
 		return 1

@@ -27,9 +27,22 @@ func startRedis(t *testing.T) string { return redistest.Start(t).URL(1) }
 // TestTwoPushdOnRedis: two pushd processes with -redis on one Redis behave as
 // one server.
 func TestTwoPushdOnRedis(t *testing.T) {
-	url := startRedis(t)
-	a := startPushd(t, "-redis", url, "-redis-prefix", "two:")
-	b := startPushd(t, "-redis", url, "-redis-prefix", "two:")
+	testTwoPushd(t, "-redis", startRedis(t), "-redis-prefix", "two:")
+}
+
+// TestTwoPushdOnRedisCluster: the same with -redis-cluster on a Redis
+// Cluster of 3 masters and 3 replicas.
+func TestTwoPushdOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 6-node Redis Cluster")
+	}
+	testTwoPushd(t, "-redis-cluster", redistest.StartCluster(t).URL(), "-redis-prefix", "two:")
+}
+
+// testTwoPushd: two pushd started with args behave as one server.
+func testTwoPushd(t *testing.T, args ...string) {
+	a := startPushd(t, args...)
+	b := startPushd(t, args...)
 
 	// A subscriber held on B gets what is published on A.
 	held := longPoll(b.base+"/sub?id=room", nil)

@@ -106,3 +106,74 @@ func (s *Server) Kill() {
 	<-s.done
 	s.cmd = nil
 }
+
+// Cluster is a Redis Cluster of redis-server processes on loopback ports:
+// three masters with one replica each.
+type Cluster struct {
+	// Nodes are the servers, masters and replicas as redis-cli placed them.
+	Nodes []*Server
+}
+
+// StartCluster starts six redis-servers in cluster mode, joins them with
+// redis-cli --cluster create (3 masters, 1 replica each) and waits until
+// every node reports cluster_state:ok and every replica has synchronised
+// with its master (else it could not be promoted). They are stopped at the end of the
+// test. Without redis-server or redis-cli it skips the test, or fails it
+// when CI=true.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		msg := "redis-cli is not installed: Redis Cluster tests need it (apt-get install redis-tools)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	c := &Cluster{}
+	args := []string{"redis-cli", "--cluster", "create"}
+	for range 6 {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
+		c.Nodes = append(c.Nodes, s)
+		args = append(args, fmt.Sprintf("127.0.0.1:%d", s.Port()))
+	}
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Nodes {
+		for !s.clusterOK() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster is not ready after 30s (node %d)", s.Port())
+			}
+			time.Sleep(50 * time.Millisecond) // polling CLUSTER INFO, bounded
+		}
+	}
+	return c
+}
+
+// clusterOK reports whether the server says cluster_state:ok and, if it is
+// a replica, that its link to its master is up.
+func (s *Server) clusterOK() bool {
+	out, err := exec.Command("redis-cli", "-p", fmt.Sprint(s.port), "cluster", "info").Output()
+	if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+		return false
+	}
+	out, err = exec.Command("redis-cli", "-p", fmt.Sprint(s.port), "info", "replication").Output()
+	return err == nil && (strings.Contains(string(out), "role:master") || strings.Contains(string(out), "master_link_status:up"))
+}
+
+// URL is the cluster's address in go-redis's cluster URL form, naming
+// every node: redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=...
+func (c *Cluster) URL() string {
+	u := fmt.Sprintf("redis://127.0.0.1:%d", c.Nodes[0].port)
+	for i, s := range c.Nodes[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += fmt.Sprintf("%saddr=127.0.0.1:%d", sep, s.port)
+	}
+	return u
+}
