@@ -384,8 +384,10 @@ type subscriptionEndKey struct{}
 // Unauthorized", EventSource ":401: Unauthorized"), so the client gets a new
 // authorization before it reconnects; a long-poll still held at t is
 // answered as a timeout (TimeoutStatus), and its next request goes through
-// the hook again. Called twice, the earlier time wins. Outside an
-// AuthorizeSubscribe hook it does nothing.
+// the hook again. Called by an AuthorizePublish hook for a publisher's
+// WebSocket, it closes that connection at t the same way (close 1008 "401
+// Unauthorized"). Called twice, the earlier time wins. Outside those hooks
+// it does nothing.
 func EndSubscriptionAt(r *http.Request, t time.Time) {
 	if p, ok := r.Context().Value(subscriptionEndKey{}).(*time.Time); ok && (p.IsZero() || t.Before(*p)) {
 		*p = t

@@ -2,6 +2,7 @@ package push
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -73,9 +74,14 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 		err = &HTTPError{StatusCode: http.StatusBadRequest,
 			Message: "Name one channel: only a POST (publishing) may name several."}
 	}
+	var until time.Time // EndSubscriptionAt, for a publishing WebSocket
 	if err == nil && h.opts.AuthorizePublish != nil {
+		ar := r
+		if r.Method == http.MethodGet && isWebSocket(r) {
+			ar = r.WithContext(context.WithValue(r.Context(), subscriptionEndKey{}, &until))
+		}
 		for _, id := range ids {
-			if aerr := h.opts.AuthorizePublish(r, id); aerr != nil {
+			if aerr := h.opts.AuthorizePublish(ar, id); aerr != nil {
 				err = authError(aerr)
 				break
 			}
@@ -95,7 +101,7 @@ func (h *Hub) servePublishRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	channel := ids[0]
 	if r.Method == http.MethodGet && isWebSocket(r) {
-		h.servePublishWebSocket(w, r, channel)
+		h.servePublishWebSocket(w, r, channel, until)
 		return
 	}
 	ctx := r.Context()

@@ -298,7 +298,7 @@ func buildWSMetaBody(m *Message) []byte {
 // Accept header names). A message larger than MaxMessageSize closes the
 // connection with 1009; a failed publish closes it with the error; Shutdown
 // closes it with 1001 "503 Service Unavailable".
-func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, channel string) {
+func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, channel string, until time.Time) {
 	c, preamble, buffered, _, ok := wsUpgrade(w, r)
 	if !ok {
 		return
@@ -312,6 +312,12 @@ func (h *Hub) servePublishWebSocket(w http.ResponseWriter, r *http.Request, chan
 	defer context.AfterFunc(h.stopping, func() {
 		p.close(appendWSClose(nil, wsGoingAway, "503 Service Unavailable"))
 	})()
+	if !until.IsZero() { // the authorization ends (EndSubscriptionAt)
+		t := time.AfterFunc(time.Until(until), func() {
+			p.close(appendWSClose(nil, wsPolicyViolation, "401 Unauthorized"))
+		})
+		defer t.Stop()
+	}
 	readWebSocket(c, buffered, &wsReader{peer: p, limit: h.opts.MaxMessageSize, collect: true})
 }
 

@@ -569,3 +569,31 @@ func TestTrWSOverTLS(t *testing.T) {
 	assert.Equal(t, websocket.StatusGoingAway, ce.Code)
 	assert.Equal(t, "410 Gone", ce.Reason)
 }
+
+// A WebSocket publisher whose authorization ends (EndSubscriptionAt in
+// AuthorizePublish, as a token's expiry) is closed with 1008 "401
+// Unauthorized" then, after publishing until then.
+func TestTrWSPublisherAuthorizationEnds(t *testing.T) {
+	const lifetime = 300 * time.Millisecond
+	e := trStart(t, Options{AuthorizePublish: func(r *http.Request, channel string) error {
+		EndSubscriptionAt(r, time.Now().Add(lifetime))
+		return nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pu := strings.Replace(e.srv.URL, "http", "ws", 1) + "/pub?id=a"
+	start := time.Now()
+	pub, _, err := websocket.Dial(ctx, pu, &websocket.DialOptions{HTTPClient: e.srv.Client()})
+	require.NoError(t, err)
+	defer pub.CloseNow()
+	require.NoError(t, pub.Write(ctx, websocket.MessageText, []byte("one")))
+	trRead(t, pub) // published while authorized
+
+	ce := trReadClose(t, pub)
+	assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
+	assert.Equal(t, "401 Unauthorized", ce.Reason)
+	assert.GreaterOrEqual(t, time.Since(start), lifetime, "closed before the authorization ended")
+	info, err := e.hub.ChannelInfo(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, 1, info.Messages)
+}

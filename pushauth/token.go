@@ -108,10 +108,15 @@ func (t *Tokens) AuthorizeSubscribe(r *http.Request, channels []string) error {
 }
 
 // AuthorizePublish is a push.Options.AuthorizePublish hook: the request's
-// token must grant the channel.
+// token must grant the channel. A publishing WebSocket is closed when the
+// token expires (push.EndSubscriptionAt).
 func (t *Tokens) AuthorizePublish(r *http.Request, channel string) error {
-	_, err := t.Authorize(r, []string{channel})
-	return err
+	c, err := t.Authorize(r, []string{channel})
+	if err != nil {
+		return err
+	}
+	push.EndSubscriptionAt(r, c.Expires)
+	return nil
 }
 
 // Authorize returns the claims of r's token if it grants every channel,
